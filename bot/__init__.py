@@ -1,0 +1,1 @@
+"""Chasqui's conversation runtime: inbox, engine, state, waits, outbox."""

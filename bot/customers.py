@@ -1,0 +1,141 @@
+"""The customer document: identity keys, profile merge and the consent ledger.
+
+Pure functions over a plain ``dict`` (the MongoDB document). Identity is a
+list of ``keys`` ("store:<id>", "phone:<E.164>", "email:<addr>",
+"wauser:<bsuid>", "tg:<chat id>") under one unique multikey index, so a
+customer is found by any of them in one indexed query, and two inputs that
+race to create the same customer collide on the index instead of creating
+two documents.
+
+Consent is an append-only ledger; the current state per channel is derived
+from it. An entry counts as of the time it was given (``at``), so a store
+repeating an old ``true`` never overrides a later opt-out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from bot.inputs import CustomerInfo
+
+Doc = dict[str, Any]
+KEY_PRIORITY = ("store", "phone", "email", "wauser", "tg")
+PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
+
+
+def identity_keys(
+    store_id: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    wa_user_id: str | None = None,
+    telegram_chat: str | None = None,
+) -> list[str]:
+    """The identity keys for what is known, in lookup priority order."""
+    pairs = (("store", store_id), ("phone", phone), ("email", email),
+             ("wauser", wa_user_id), ("tg", telegram_chat))
+    return [f"{kind}:{value}" for kind, value in pairs if value]
+
+
+def pick_customer(candidates: list[Doc], keys: list[str]) -> Doc | None:
+    """The best match among documents sharing a key: store id, then phone, then email."""
+    for key in keys:
+        for candidate in candidates:
+            if key in candidate.get("keys", []):
+                return candidate
+    return None
+
+
+def new_customer(keys: list[str], now: datetime) -> Doc:
+    """A fresh customer document with only its identity."""
+    return {
+        "_id": f"c_{uuid.uuid4().hex[:20]}",
+        "keys": list(dict.fromkeys(keys)),
+        "profile": {},
+        "tags": [],
+        "attrs": {},
+        "consent_ledger": [],
+        "consents": {},
+        "flows": {},
+        "flow_history": {},
+        "engine": {},
+        "question": None,
+        "waits": [],
+        "conversations": {},
+        "last_in": {},
+        "checkouts": {},
+        "done_inputs": [],
+        "created_at": now,
+        "last_activity_at": now,
+        "v": 0,
+    }
+
+
+def add_keys(doc: Doc, keys: list[str]) -> None:
+    """Teach the document new identity keys and mirror them in their fields."""
+    for key in keys:
+        if key not in doc["keys"]:
+            doc["keys"].append(key)
+    for key in doc["keys"]:
+        kind, _, value = key.partition(":")
+        field = {"store": "store_id", "phone": "phone", "email": "email",
+                 "wauser": "wa_user_id", "tg": "telegram_chat"}.get(kind)
+        if field and not doc.get(field):
+            doc[field] = value
+
+
+def merge_profile(doc: Doc, info: CustomerInfo) -> list[str]:
+    """Merge what an event teaches about the customer; returns the changed fields."""
+    changed = []
+    profile = doc.setdefault("profile", {})
+    for name in PROFILE_FIELDS:
+        value = getattr(info, name, None)
+        if value and profile.get(name) != value:
+            profile[name] = value
+            changed.append(name)
+    return changed
+
+
+def record_consent(doc: Doc, channel: str, state: str, source: str, at: datetime,
+                   recorded_at: datetime) -> bool:
+    """Append a consent change to the ledger; returns whether the state changed.
+
+    An entry older than the latest one on that channel is kept in the ledger
+    (it happened) but does not change the current state.
+    """
+    current = doc.setdefault("consents", {}).get(channel)
+    if current is not None and current["state"] == state:
+        return False
+    if current is not None and current["at"] > at:
+        doc["consent_ledger"].append({"channel": channel, "state": state, "source": source,
+                                      "at": at, "recorded_at": recorded_at,
+                                      "superseded": True})
+        return False
+    doc["consent_ledger"].append({"channel": channel, "state": state, "source": source,
+                                  "at": at, "recorded_at": recorded_at})
+    doc["consents"][channel] = {"state": state, "source": source, "at": at}
+    return True
+
+
+def has_consent(doc: Doc, channel: str) -> bool:
+    """Whether marketing may go to the customer on ``channel`` now."""
+    entry = doc.get("consents", {}).get(channel)
+    return entry is not None and entry["state"] == "granted"
+
+
+def facts(doc: Doc) -> dict[str, Any]:
+    """What rules may read about the customer (JSON-safe)."""
+    profile = doc.get("profile", {})
+    question = doc.get("question") or {}
+    return {
+        "id": doc.get("store_id") or doc["_id"],
+        "first_name": profile.get("first_name") or "",
+        "locale": (profile.get("locale") or "es")[:2].lower(),
+        "timezone": profile.get("timezone") or "",
+        "tags": list(doc.get("tags", [])),
+        "attrs": dict(doc.get("attrs", {})),
+        "consents": {ch: entry["state"] for ch, entry in doc.get("consents", {}).items()},
+        "active_flows": sorted(doc.get("flows", {})),
+        "question": question.get("name") or "",
+    }

@@ -1,0 +1,129 @@
+"""MongoDB access: the client, the collections, and every index, in one place.
+
+PyMongo's own async API (``AsyncMongoClient``) is used, not Motor, which
+MongoDB deprecated in its favour. Every query the service makes has an index
+here: the embedded server scans a whole collection for an unindexed filter.
+
+Collections (each document's shape is described where it is written):
+- ``customers``: one document per customer: profile, identity keys,
+  consents, engine state, flow runs, pending waits, conversation status.
+- ``inbox``: every accepted input (webhook, store event, agent action),
+  keyed by its dedupe id, until processed.
+- ``messages``: the conversation timelines; outbound ones are the outbox.
+- ``conversations``: one summary per customer and channel (agent API view).
+- ``flow_runs``: finished flow runs, for statistics.
+- ``codes``: discount codes issued to customers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bot.embedded_db import EmbeddedMongo
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "customers": [
+        IndexModel([("keys", ASCENDING)], name="keys", unique=True),
+        IndexModel([("next_due", ASCENDING)], name="next_due", sparse=True),
+        IndexModel([("interests", ASCENDING)], name="interests", sparse=True),
+    ],
+    "inbox": [
+        IndexModel([("state", ASCENDING), ("seq", ASCENDING)], name="state_seq"),
+        IndexModel([("state", ASCENDING), ("kind", ASCENDING)], name="state_kind"),
+    ],
+    "messages": [
+        IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], name="timeline"),
+        IndexModel([("provider_id", ASCENDING)], name="provider_id", sparse=True),
+        IndexModel([("outbox", ASCENDING), ("due_at", ASCENDING)], name="outbox", sparse=True),
+    ],
+    "conversations": [
+        IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),
+        IndexModel([("customer_id", ASCENDING)], name="customer"),
+        IndexModel([("release_at", ASCENDING)], name="release_at", sparse=True),
+    ],
+    "flow_runs": [IndexModel([("flow", ASCENDING), ("ended_at", ASCENDING)], name="flow_ended")],
+    "codes": [IndexModel([("customer_id", ASCENDING)], name="customer")],
+}
+
+
+@dataclass
+class Database:
+    """The service's collections on one database."""
+
+    client: AsyncMongoClient[Doc]
+    db: AsyncDatabase[Doc]
+
+    @property
+    def customers(self) -> AsyncCollection[Doc]:
+        return self.db["customers"]
+
+    @property
+    def inbox(self) -> AsyncCollection[Doc]:
+        return self.db["inbox"]
+
+    @property
+    def messages(self) -> AsyncCollection[Doc]:
+        return self.db["messages"]
+
+    @property
+    def conversations(self) -> AsyncCollection[Doc]:
+        return self.db["conversations"]
+
+    @property
+    def flow_runs(self) -> AsyncCollection[Doc]:
+        return self.db["flow_runs"]
+
+    @property
+    def codes(self) -> AsyncCollection[Doc]:
+        return self.db["codes"]
+
+    async def ensure_indexes(self) -> None:
+        """Create every declared index; a no-op when they exist."""
+        for name, indexes in INDEXES.items():
+            await self.db[name].create_indexes(indexes)
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+
+def make_client(uri: str, **options: Any) -> AsyncMongoClient[Doc]:
+    """An ``AsyncMongoClient`` with the service's options (UTC-aware datetimes)."""
+    options.setdefault("tz_aware", True)
+    options.setdefault("serverSelectionTimeoutMS", 5000)
+    return AsyncMongoClient(uri, **options)
+
+
+@contextlib.asynccontextmanager
+async def open_database(settings: Settings, **client_options: Any) -> AsyncIterator[Database]:
+    """Connect to ``MONGODB_URI``, or start the embedded server when it is unset."""
+    embedded: EmbeddedMongo | None = None
+    uri = settings.mongodb_uri
+    if uri is None:
+        storage = str(Path(settings.data_dir) / "db")
+        embedded = EmbeddedMongo(storage)
+        await embedded.start()
+        uri = embedded.uri
+        log.info("using the embedded database, files in %s", Path(storage).resolve())
+    client = make_client(uri, **client_options)
+    try:
+        database = Database(client, client[settings.mongodb_db])
+        await database.ensure_indexes()
+        yield database
+    finally:
+        await client.close()
+        if embedded is not None:
+            await embedded.astop()

@@ -1,0 +1,93 @@
+"""durable_rules, wrapped: one customer's state is loaded, decided, saved.
+
+durable_rules keeps per-``sid`` state and pending (partly matched) events in
+process memory and its host is global. The runtime owns that host here and
+nowhere else: for each decision it restores the customer's saved state and
+pending events into the engine, posts the event, reads back what changed and
+deletes it from memory again. Memory therefore holds only the customers
+being decided right now, and any worker can continue any customer.
+
+Rules act only through ``bot.commands``; exceptions raised in a rule (which
+durable_rules stores in the state instead of raising) become ``RuleError``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from durable.engine import MessageNotHandledException
+from durable.lang import get_host
+
+from bot.commands import Recorder, recording, stop_recording
+
+ENGINE_KEYS = ("sid", "id", "$s", "exception")
+MAX_PENDING = 50
+
+
+class RuleError(RuntimeError):
+    """A rule raised; the decision is abandoned and the input kept as failed."""
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+class Engine:
+    """Posts events to flows' rulesets for one customer at a time."""
+
+    def __init__(self) -> None:
+        self.host = get_host()
+
+    def _post(self, ruleset: str, event: dict[str, Any]) -> None:
+        try:
+            self.host.post(ruleset, event)
+        except MessageNotHandledException:
+            pass
+
+    def decide(self, ruleset: str, sid: str, saved: dict[str, Any] | None,
+               event: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+        """Post ``event`` for customer ``sid`` and return the state to save.
+
+        Args:
+            ruleset: the flow's ruleset name.
+            sid: the customer's id.
+            saved: what a previous call returned (None for a fresh run).
+            event: the event, JSON-safe.
+            recorder: receives the commands the rules record.
+
+        Raises:
+            RuleError: a rule raised while deciding.
+        """
+        self._forget(ruleset, sid)
+        try:
+            if saved:
+                self.host.update_state(ruleset, {**saved.get("state", {}), "sid": sid})
+                replay = Recorder(flow=ruleset)  # re-posting pending events records nothing
+                token = recording(replay)
+                try:
+                    for pending in saved.get("pending", []):
+                        self._post(ruleset, {**pending, "sid": sid})
+                finally:
+                    stop_recording(token)
+            token = recording(recorder)
+            try:
+                self._post(ruleset, _json_safe({**event, "sid": sid}))
+            finally:
+                stop_recording(token)
+            state = self.host.get_state(ruleset, sid)
+            if state.get("exception"):
+                raise RuleError(f"rule of flow {ruleset!r} failed: {state['exception']}")
+            pending = self.host.get_pending_events(ruleset, sid)[-MAX_PENDING:]
+            return {
+                "state": {k: v for k, v in state.items() if k not in ENGINE_KEYS},
+                "pending": [{k: v for k, v in p.items() if k != "sid"} for p in pending],
+            }
+        finally:
+            self._forget(ruleset, sid)
+
+    def _forget(self, ruleset: str, sid: str) -> None:
+        try:
+            self.host.delete_state(ruleset, sid)
+        except Exception:
+            pass

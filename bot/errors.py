@@ -1,0 +1,15 @@
+"""Errors shared by every edge (channels and store adapters)."""
+
+from __future__ import annotations
+
+
+class WebhookError(Exception):
+    """A webhook that must be refused."""
+
+
+class BadSignature(WebhookError):
+    """The signature or secret token does not match: answer 401."""
+
+
+class BadPayload(WebhookError):
+    """The body is not what the route takes: answer 400 naming the problem."""

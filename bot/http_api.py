@@ -1,0 +1,188 @@
+"""The agent API: conversations, takeover/release, agent messages, customers.
+
+Reads come straight from the ``conversations`` summaries and the
+``messages`` timeline. Every change (takeover, an agent's message, release)
+goes through the runtime as an input like any other, so it is serialised
+with the bot's own decisions on that customer and recorded in the timeline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.appkeys import CHANNELS, DATABASE, RUNTIME, SETTINGS
+from bot.http_common import bad_request, json_error, read_json
+from bot.links import make_token
+from bot.settings import secret
+
+Doc = dict[str, Any]
+STATUSES = ("bot", "needs_agent", "agent", "closed")
+CHANNELS_KNOWN = ("whatsapp", "sms", "telegram")
+
+
+class TakeoverBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    agent: str = Field(min_length=1, max_length=100)
+
+
+class AgentMessageBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    text: str = Field(min_length=1, max_length=4096)
+    agent: str = Field(default="agent", min_length=1, max_length=100)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def message_view(doc: Doc) -> Doc:
+    """``M`` of the contract (plus channel, choices and the reason a message was not sent)."""
+    return {
+        "id": doc["_id"], "direction": doc["direction"], "text": doc.get("text"),
+        "at": iso(doc.get("at")), "status": doc.get("status"), "agent": doc.get("agent"),
+        "flow": doc.get("flow"), "channel": doc.get("channel"),
+        "choices": doc.get("choices", []), "template": doc.get("template"),
+        "error": doc.get("error"),
+        "status_history": [{**h, "at": iso(h.get("at")) if isinstance(h.get("at"), datetime)
+                            else h.get("at")} for h in doc.get("status_history", [])],
+    }
+
+
+def conversation_view(doc: Doc, last: Doc | None) -> Doc:
+    """``C`` of the contract."""
+    return {
+        "id": doc["_id"], "customer_id": doc.get("customer_id"), "channel": doc["channel"],
+        "status": doc.get("status", "bot"), "agent": doc.get("agent"),
+        "handoff_reason": doc.get("handoff_reason"),
+        "last_message": message_view(last) if last else None,
+        "updated_at": iso(doc.get("updated_at")),
+    }
+
+
+def _parse(model: type[BaseModel], body: Any) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise bad_request(f"{field}: {first['msg']}") from None
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    database = request.app[DATABASE]
+    query: Doc = {}
+    status = request.query.get("status")
+    if status:
+        if status not in STATUSES:
+            return json_error(400, f"status must be one of {', '.join(STATUSES)}")
+        query["status"] = status
+    if request.query.get("customer_id"):
+        query["customer_id"] = request.query["customer_id"]
+    try:
+        limit = min(max(int(request.query.get("limit", "100")), 1), 500)
+    except ValueError:
+        return json_error(400, "limit must be a whole number")
+    docs = await database.conversations.find(query).sort("updated_at", -1).to_list(limit)
+    last_ids = [d["last_message"] for d in docs if d.get("last_message")]
+    last = {m["_id"]: m async for m in database.messages.find({"_id": {"$in": last_ids}})}
+    return web.json_response({"conversations": [
+        conversation_view(d, last.get(d.get("last_message"))) for d in docs]})
+
+
+async def _conversation(request: web.Request) -> Doc:
+    conversation_id = request.match_info["id"]
+    doc = await request.app[DATABASE].conversations.find_one({"_id": conversation_id})
+    if doc is None:
+        raise web.HTTPNotFound(text='{"error": "no such conversation"}',
+                               content_type="application/json")
+    return doc
+
+
+async def _view(request: web.Request, conversation_id: str) -> Doc:
+    database = request.app[DATABASE]
+    doc = await database.conversations.find_one({"_id": conversation_id})
+    assert doc is not None
+    last = await database.messages.find_one({"_id": doc.get("last_message")}) if doc.get(
+        "last_message") else None
+    return conversation_view(doc, last)
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    doc = await _conversation(request)
+    database = request.app[DATABASE]
+    messages = await database.messages.find(
+        {"conversation_id": doc["_id"]}).sort("seq", 1).to_list(2000)
+    view = conversation_view(doc, messages[-1] if messages else None)
+    view["messages"] = [message_view(m) for m in messages]
+    return web.json_response(view)
+
+
+async def takeover(request: web.Request) -> web.Response:
+    doc = await _conversation(request)
+    body = _parse(TakeoverBody, await read_json(request))
+    await request.app[RUNTIME].agent_action(doc["customer"], doc["channel"], "takeover",
+                                            agent=body.agent)
+    return web.json_response(await _view(request, doc["_id"]))
+
+
+async def release(request: web.Request) -> web.Response:
+    doc = await _conversation(request)
+    await request.app[RUNTIME].agent_action(doc["customer"], doc["channel"], "release")
+    return web.json_response(await _view(request, doc["_id"]))
+
+
+async def agent_message(request: web.Request) -> web.Response:
+    doc = await _conversation(request)
+    body = _parse(AgentMessageBody, await read_json(request))
+    input_id = await request.app[RUNTIME].agent_action(
+        doc["customer"], doc["channel"], "message", agent=body.agent, text=body.text)
+    message = await request.app[DATABASE].messages.find_one({"_id": f"agent:{input_id}"})
+    if message is None:
+        return json_error(500, "the message was not recorded")
+    status = 202 if message.get("status") == "queued" else 200
+    return web.json_response(message_view(message), status=status)
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    database = request.app[DATABASE]
+    customer_id = request.match_info["id"]
+    doc = await database.customers.find_one({"keys": f"store:{customer_id}"})
+    if doc is None:
+        doc = await database.customers.find_one({"_id": customer_id})
+    if doc is None:
+        return json_error(404, "no such customer")
+    profile = doc.get("profile", {})
+    body: Doc = {
+        "id": doc.get("store_id") or doc["_id"], "internal_id": doc["_id"],
+        "phone": doc.get("phone"), "email": doc.get("email"),
+        "first_name": profile.get("first_name"), "last_name": profile.get("last_name"),
+        "locale": profile.get("locale"), "timezone": profile.get("timezone"),
+        "birthday": profile.get("birthday"), "tags": doc.get("tags", []),
+        "attrs": doc.get("attrs", {}),
+        "consents": {ch: {"state": e["state"], "source": e["source"], "at": iso(e["at"])}
+                     for ch, e in doc.get("consents", {}).items()},
+        "consent_ledger": [{**e, "at": iso(e["at"]), "recorded_at": iso(e.get("recorded_at"))}
+                           for e in doc.get("consent_ledger", [])],
+        "active_flows": [{"flow": name, "step": run.get("step"),
+                          "started_at": iso(run.get("started_at"))}
+                         for name, run in sorted(doc.get("flows", {}).items())],
+        "conversations": {ch: c.get("status") for ch, c in doc.get("conversations", {}).items()},
+    }
+    settings = request.app[SETTINGS]
+    if "telegram" in request.app[CHANNELS]:
+        token = make_token(doc["_id"], secret(settings.telegram_secret_token))
+        body["telegram_link"] = f"https://t.me/{settings.telegram_bot_username}?start={token}"
+    return web.json_response(body)
+
+
+def add_api_routes(app: web.Application) -> None:
+    app.router.add_get("/api/conversations", list_conversations)
+    app.router.add_get("/api/conversations/{id}", get_conversation)
+    app.router.add_post("/api/conversations/{id}/takeover", takeover)
+    app.router.add_post("/api/conversations/{id}/messages", agent_message)
+    app.router.add_post("/api/conversations/{id}/release", release)
+    app.router.add_get("/api/customers/{id}", get_customer)

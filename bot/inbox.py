@@ -1,0 +1,137 @@
+"""The inbox: every accepted input, stored before it is acknowledged.
+
+An input's ``_id`` is its dedupe key (``whatsapp:<wamid>``,
+``shopify:<X-Shopify-Webhook-Id>``, ...), so a provider's retry collides on
+the primary key and is answered as a duplicate, across restarts too.
+
+Single inserts cost about a millisecond each on the embedded database, so
+concurrent webhooks are written together: requests wait a few milliseconds
+for companions, one ``insert_many`` stores them all, and each request is
+then answered with its own result. Nothing is acknowledged before its
+insert returned.
+
+An item is ``{"_id", "seq", "kind", "source", "keys", "ckey", "payload",
+"state": "pending"|"done"|"failed"|"ignored", "received_at", "raw"?}``.
+``keys`` are the identity keys to find the customer by (best first);
+``seq`` orders a customer's inputs by arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+from bot.database import Database
+from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
+_last_seq = itertools.count()
+
+
+def next_seq() -> int:
+    """A process-wide increasing number, close to wall time in nanoseconds."""
+    return time.time_ns() + next(_last_seq) % 1000
+
+
+def make_item(*, dedupe_id: str, kind: str, source: str, keys: list[str],
+              payload: dict[str, Any], state: str = "pending", raw: str | None = None) -> Doc:
+    """An inbox document (``received_at`` is wall time: it orders arrivals)."""
+    item: Doc = {
+        "_id": dedupe_id, "seq": next_seq(), "kind": kind, "source": source,
+        "keys": keys, "ckey": keys[0] if keys else None, "payload": payload,
+        "state": state, "received_at": datetime.now(UTC), "attempts": 0,
+    }
+    if raw is not None:
+        item["raw"] = raw
+    return item
+
+
+class Inbox:
+    """Batched, deduplicated intake."""
+
+    def __init__(self, database: Database, metrics: Metrics, wake: Callable[[], None],
+                 max_batch: int = 500, linger: float = 0.002) -> None:
+        self.database = database
+        self.metrics = metrics
+        self.wake = wake
+        self.max_batch = max_batch
+        self.linger = linger
+        self.queue: asyncio.Queue[tuple[Doc, asyncio.Future[bool]]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._flush_forever(), name="inbox-writer")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def accept(self, item: Doc) -> bool:
+        """Store ``item``; True when new, False when its id was already there."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self.queue.put((item, future))
+        new = await future
+        if new:
+            self.metrics.inputs.labels(item["kind"], item["source"]).inc()
+            self.wake()
+        else:
+            self.metrics.duplicates.labels(item["source"]).inc()
+        return new
+
+    async def _flush_forever(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            deadline = time.monotonic() + self.linger
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                except TimeoutError:
+                    break
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[Doc, asyncio.Future[bool]]]) -> None:
+        # Two requests in one batch may carry the same id: keep the first.
+        seen: dict[str, int] = {}
+        docs: list[Doc] = []
+        for item, _ in batch:
+            if item["_id"] not in seen:
+                seen[item["_id"]] = len(docs)
+                docs.append(item)
+        failures: dict[int, Exception | bool] = {}
+        try:
+            await self.database.inbox.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                index = error["index"]
+                failures[index] = False if error.get("code") == DUPLICATE_KEY else RuntimeError(
+                    error.get("errmsg", "write failed"))
+        except Exception as exc:  # the database is down: every request gets the error
+            failures = {i: exc for i in range(len(docs))}
+        first_of: set[int] = set()
+        for item, future in batch:
+            index = seen[item["_id"]]
+            outcome = failures.get(index, True)
+            if index in first_of and outcome is True:
+                outcome = False  # the second copy within the batch is a duplicate
+            first_of.add(index)
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

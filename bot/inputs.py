@@ -1,0 +1,88 @@
+"""The normalised inputs every edge produces and the runtime consumes.
+
+Channels (``channels/``) and store adapters (``store_events/``) turn provider
+payloads into these plain models; the runtime (``bot/``) never sees a
+provider's format. Keeping them in one module is what lets a rule and a
+channel meet without importing each other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ChannelName = Literal["whatsapp", "sms", "telegram"]
+CHANNEL_ORDER: tuple[ChannelName, ...] = ("whatsapp", "telegram", "sms")
+
+InboundKind = Literal["text", "choice", "media", "reaction", "start"]
+DeliveryState = Literal["sent", "delivered", "read", "failed", "undelivered"]
+
+
+class InboundMessage(BaseModel):
+    """A customer's message as received on one channel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ChannelName
+    provider_id: str = Field(description="the provider's message id; dedupe key")
+    sender: str = Field(description="E.164 phone (WhatsApp wa_id, SMS From) or Telegram chat id")
+    user_id: str | None = Field(default=None, description="WhatsApp business-scoped user id")
+    kind: InboundKind = "text"
+    text: str = ""
+    choice_id: str | None = Field(default=None, description="id of the chosen button/list row")
+    start_token: str | None = Field(default=None, description="Telegram /start deep-link payload")
+    profile_name: str | None = None
+    at: datetime
+
+
+class DeliveryStatus(BaseModel):
+    """A provider's report about one of our outbound messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ChannelName
+    provider_id: str = Field(description="the provider's id of OUR outbound message")
+    status: DeliveryState
+    recipient: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    at: datetime
+
+
+class CustomerInfo(BaseModel):
+    """What a store tells us about a customer in one event."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    phone: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    birthday: str | None = Field(default=None, description="YYYY-MM-DD or --MM-DD")
+    consents: dict[str, bool] = Field(default_factory=dict)
+    consent_at: datetime | None = Field(
+        default=None, description="when the consents were given; defaults to occurred_at"
+    )
+
+
+class StoreEvent(BaseModel):
+    """A store event in the generic shape of ``POST /events``.
+
+    ``source`` says which adapter produced it ("generic", "shopify",
+    "woocommerce"); ``data`` carries the type-specific fields, already
+    validated by the adapter.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: str
+    occurred_at: datetime
+    customer: CustomerInfo
+    data: dict[str, Any] = Field(default_factory=dict)
+    source: str = "generic"

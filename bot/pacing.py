@@ -1,0 +1,43 @@
+"""Outbound pacing per channel: a token bucket on the service's clock.
+
+Providers cap throughput per sender (WhatsApp 80/s by default, a Twilio long
+code 1 segment/s, Telegram ~30/s) and answer 429 beyond it. The pacer says
+how long to wait before the next send; a provider's Retry-After pauses the
+channel until then. Rates come from settings; 0 means unpaced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+class Pacer:
+    """A token bucket for one sender."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated: datetime | None = None
+        self.paused_until: datetime | None = None
+
+    def delay(self, now: datetime, cost: float = 1.0) -> float:
+        """Seconds to wait before a send costing ``cost``; takes the tokens when 0."""
+        if self.paused_until is not None and now < self.paused_until:
+            return (self.paused_until - now).total_seconds()
+        if self.rate <= 0:
+            return 0.0
+        if self.updated is not None:
+            elapsed = max(0.0, (now - self.updated).total_seconds())
+            self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return 0.0
+        return (cost - self.tokens) / self.rate
+
+    def pause(self, now: datetime, seconds: float) -> None:
+        """Hold every send until ``now + seconds`` (a provider's 429)."""
+        until = now + timedelta(seconds=seconds)
+        if self.paused_until is None or until > self.paused_until:
+            self.paused_until = until

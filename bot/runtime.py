@@ -1,0 +1,270 @@
+"""The runtime: intake, the decide and send loops, and virtual-time ``advance``.
+
+One object per process wires the inbox, processor and outbox sender and
+runs two background loops: deciding (inbox items, then due waits) and
+sending (due outbox messages). Each loop wakes when work arrives and
+otherwise polls every ``POLL_SECONDS`` of wall time; everything durable is
+in MongoDB, so a process can stop at any moment and another can continue.
+
+``advance`` (virtual clock) moves time from due item to due item, draining
+both loops at each step, so a wait scheduled by a firing, or a retry after
+backoff, also runs within the same call when it falls due before the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bot.appkeys import CHANNELS, CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
+from bot.clock import Clock, VirtualClock
+from bot.customers import identity_keys
+from bot.database import Database
+from bot.decide import DecisionContext, Decider
+from bot.engine import Engine
+from bot.flows import Flow, load_flows
+from bot.inbox import Inbox, make_item
+from bot.inputs import DeliveryStatus, InboundMessage, StoreEvent
+from bot.links import read_token
+from bot.metrics import Metrics
+from bot.outbound import SendPolicy
+from bot.outbox import OutboxSender
+from bot.pacing import Pacer
+from bot.processor import Processor, insert_ignoring_duplicates
+from bot.settings import Settings, secret
+from channels.base import Channel
+from store_events.triggers import TriggerPolicy
+
+log = logging.getLogger(__name__)
+Doc = dict[str, Any]
+POLL_SECONDS = 0.25
+FANOUT_PAGE = 500
+
+
+class Runtime:
+    """Everything that turns accepted inputs into decisions and sends."""
+
+    def __init__(self, settings: Settings, database: Database, clock: Clock, metrics: Metrics,
+                 channels: dict[str, Channel], flows: dict[str, Flow]) -> None:
+        self.settings = settings
+        self.db = database
+        self.clock = clock
+        self.channels = channels
+        self.flows = flows
+        self.decide_wake = asyncio.Event()
+        self.send_wake = asyncio.Event()
+        self.inbox = Inbox(database, metrics, self.decide_wake.set)
+        context = DecisionContext(
+            flows=flows, engine=Engine(),
+            send_policy=SendPolicy(channels=frozenset(channels),
+                                   default_timezone=settings.default_timezone,
+                                   quiet_hours=settings.quiet_hours),
+            trigger_policy=TriggerPolicy(abandon_after=settings.cart_abandon_after,
+                                         inactive_after_days=settings.inactive_after_days,
+                                         sunset_after_days=settings.sunset_after_days,
+                                         default_timezone=settings.default_timezone),
+            code_pattern=settings.discount_pattern,
+            sms_stop_confirmation=settings.sms_stop_confirmation,
+            agent_idle_release=settings.agent_idle_release,
+        )
+        self.processor = Processor(database, clock, Decider(context), metrics)
+        pacers = {"whatsapp": Pacer(settings.whatsapp_rate), "sms": Pacer(settings.sms_rate),
+                  "telegram": Pacer(settings.telegram_rate)}
+        self.sender = OutboxSender(database, clock, channels, metrics, pacers,
+                                   f"{settings.base_url}/webhooks/sms/status", self.inbox.accept)
+        self.decide_lock = asyncio.Lock()
+        self.send_lock = asyncio.Lock()
+        self.advance_lock = asyncio.Lock()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    # --------------------------------------------------------------- lifecycle
+
+    def start(self, loops: bool = True) -> None:
+        self.inbox.start()
+        if loops:
+            self.tasks = [asyncio.create_task(self._decide_forever(), name="decide-loop"),
+                          asyncio.create_task(self._send_forever(), name="send-loop")]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.inbox.stop()
+
+    async def _decide_forever(self) -> None:
+        while True:
+            try:
+                async with self.decide_lock:
+                    done = await self.decide_once()
+            except Exception:
+                log.exception("decide loop error; retrying")
+                done = 0
+            if done:
+                self.send_wake.set()
+            else:
+                await _wait(self.decide_wake)
+
+    async def _send_forever(self) -> None:
+        while True:
+            try:
+                async with self.send_lock:
+                    done = await self.sender.send_pass()
+            except Exception:
+                log.exception("send loop error; retrying")
+                done = 0
+            if done:
+                self.decide_wake.set()  # failures may have reported to flows
+            else:
+                await _wait(self.send_wake)
+
+    async def decide_once(self) -> int:
+        return (await self.fanout_pass() + await self.processor.inbox_pass()
+                + await self.processor.due_pass())
+
+    async def drain(self) -> None:
+        """Run both loops' work until nothing is due now."""
+        while True:
+            async with self.decide_lock:
+                decided = await self.decide_once()
+            async with self.send_lock:
+                sent = await self.sender.send_pass()
+            if decided == 0 and sent == 0:
+                return
+
+    async def advance(self, seconds: float) -> datetime:
+        """Move the virtual clock, running everything that falls due on the way."""
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise RuntimeError("advance needs CLOCK=virtual")
+        async with self.advance_lock:
+            target = clock.now() + timedelta(seconds=seconds)
+            await self.drain()
+            while (due := await self.next_due()) is not None and due <= target:
+                clock.move_to(due)
+                await self.drain()
+            clock.move_to(target)
+            await self.drain()
+            return clock.now()
+
+    async def next_due(self) -> datetime | None:
+        """The earliest wait or queued message (tests and demos only: a sorted scan)."""
+        wait = await self.db.customers.find(
+            {"next_due": {"$exists": True}}, {"next_due": 1}).sort("next_due", 1).to_list(1)
+        message = await self.db.messages.find(
+            {"outbox": True}, {"due_at": 1}).sort("due_at", 1).to_list(1)
+        times = [d["next_due"] for d in wait] + [d["due_at"] for d in message]
+        return min(times, default=None)
+
+    # ------------------------------------------------------------------ intake
+
+    async def accept_channel_input(self, channel: str, parsed: InboundMessage | DeliveryStatus,
+                                   ) -> bool:
+        """Store one parsed webhook item; False when it was a duplicate."""
+        if isinstance(parsed, DeliveryStatus):
+            item = make_item(
+                dedupe_id=f"{channel}:status:{parsed.provider_id}:{parsed.status}",
+                kind="status", source=channel, keys=[], payload=parsed.model_dump())
+        else:
+            item = make_item(dedupe_id=f"{channel}:{parsed.provider_id}", kind="message",
+                             source=channel, keys=self.message_keys(parsed),
+                             payload=parsed.model_dump())
+        return await self.inbox.accept(item)
+
+    def message_keys(self, message: InboundMessage) -> list[str]:
+        """Identity keys of a message's sender, best first."""
+        if message.channel == "telegram":
+            keys = [f"tg:{message.sender}"]
+            if message.start_token:
+                customer_id = read_token(message.start_token,
+                                         secret(self.settings.telegram_secret_token))
+                if customer_id:
+                    keys.insert(0, f"id:{customer_id}")
+            return keys
+        phone = message.sender if message.sender.startswith("+") else None
+        return identity_keys(phone=phone, wa_user_id=message.user_id) or [
+            f"phone:{message.sender}"]
+
+    async def accept_store_event(self, event: StoreEvent, dedupe_id: str,
+                                 raw: str | None = None) -> bool:
+        customer = event.customer
+        kind = "fanout" if event.type == "product.back_in_stock" else "event"
+        item = make_item(
+            dedupe_id=dedupe_id, kind=kind, source=event.source,
+            keys=identity_keys(store_id=customer.id, phone=customer.phone, email=customer.email),
+            payload=event.model_dump(mode="json"), raw=raw)
+        return await self.inbox.accept(item)
+
+    async def keep_ignored(self, dedupe_id: str, source: str, topic: str, raw: str) -> bool:
+        """Keep a webhook whose topic we do not handle, for inspection."""
+        return await self.inbox.accept(make_item(
+            dedupe_id=dedupe_id, kind="ignored", source=source, keys=[],
+            payload={"topic": topic}, state="ignored", raw=raw))
+
+    async def agent_action(self, customer_id: str, channel: str, action: str,
+                           agent: str | None = None, text: str | None = None) -> str:
+        """Record an agent's action as an input and decide it now; returns its id."""
+        item = make_item(dedupe_id=f"agent:{uuid.uuid4().hex}", kind="agent", source="agent",
+                         keys=[f"id:{customer_id}"],
+                         payload={"action": action, "channel": channel, "agent": agent,
+                                  "text": text})
+        await self.inbox.accept(item)
+        async with self.decide_lock:
+            await self.processor.inbox_pass()
+        self.send_wake.set()
+        return str(item["_id"])
+
+    # ----------------------------------------------------------------- fan-out
+
+    async def fanout_pass(self) -> int:
+        """Expand ``product.back_in_stock`` to every customer interested in the product."""
+        items = await self.db.inbox.find({"state": "pending", "kind": "fanout"}).to_list(10)
+        for item in items:
+            payload = item["payload"]
+            product = str(payload.get("data", {}).get("product_id")
+                          or payload.get("data", {}).get("sku") or "")
+            targets: list[Doc] = [make_item(
+                dedupe_id=f"{item['_id']}:self", kind="event", source=item["source"],
+                keys=item["keys"], payload=payload)]
+            if product:
+                async for doc in self.db.customers.find({"interests": product},
+                                                        {"store_id": 1}):
+                    event = {**payload, "customer": {"id": doc.get("store_id") or doc["_id"]}}
+                    targets.append(make_item(
+                        dedupe_id=f"{item['_id']}:{doc['_id']}", kind="event",
+                        source=item["source"], keys=[f"id:{doc['_id']}"], payload=event))
+                    if len(targets) >= FANOUT_PAGE:
+                        await insert_ignoring_duplicates(self.db.inbox, targets)
+                        targets = []
+            await insert_ignoring_duplicates(self.db.inbox, targets)
+            await self.db.inbox.update_one({"_id": item["_id"]}, {"$set": {"state": "done"}})
+        return len(items)
+
+
+async def _wait(event: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), POLL_SECONDS)
+    event.clear()
+
+
+async def runtime_context(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: load flows and run the loops; stop them on the way down."""
+    settings = app[SETTINGS]
+    only = [name.strip() for name in settings.flows.split(",")] if settings.flows else None
+    flows = load_flows(settings.flows_package, only)
+    log.info("flows enabled: %s", ", ".join(sorted(flows)) or "none")
+    runtime = Runtime(settings, app[DATABASE], app[CLOCK], app[METRICS], app[CHANNELS], flows)
+    app[RUNTIME] = runtime
+    runtime.start()
+    try:
+        yield
+    finally:
+        await runtime.stop()

@@ -1,0 +1,144 @@
+"""Every setting of the service, read from the environment and validated at start-up.
+
+The variables are those of ``shared/CONTRACT.md`` plus a few tunables with
+safe defaults. A bad value fails start-up with a message naming the variable
+and the value (``format_settings_error``); secrets are never printed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The service's configuration (environment variables, case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    mongodb_uri: str | None = None
+    mongodb_db: str = "chasqui"
+    data_dir: str = "./data"
+    admin_token: SecretStr | None = None
+    clock: Literal["system", "virtual"] = "system"
+    log_level: str = "INFO"
+    flows_package: str = "rules"
+    flows: str | None = Field(default=None, description="comma-separated flow modules; all when unset")
+    quiet_hours: bool = True
+    default_timezone: str = "America/Argentina/Buenos_Aires"
+
+    whatsapp_phone_id: str | None = None
+    whatsapp_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "21.0"
+    whatsapp_rate: float = Field(default=80.0, ge=0, description="messages/s per sender; 0 = unpaced")
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+    sms_rate: float = Field(default=1.0, ge=0, description="segments/s per sender (long code: 1)")
+    sms_max_segments: int = Field(default=3, ge=1, le=10)
+    sms_stop_confirmation: bool = True
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_secret_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_bot_username: str = "chasqui_bot"
+    telegram_rate: float = Field(default=30.0, ge=0)
+
+    shopify_webhook_secret: SecretStr | None = None
+    woocommerce_webhook_secret: SecretStr | None = None
+    store_events_secret: SecretStr | None = None
+    default_country: str = Field(default="AR", min_length=2, max_length=2)
+
+    cart_abandon_after: int = Field(default=3600, ge=0)
+    inactive_after_days: int = Field(default=90, ge=1)
+    survey_after_days: int = Field(default=3, ge=0)
+    sunset_after_days: int = Field(default=180, ge=1)
+    agent_idle_release: int = Field(default=4 * 3600, ge=60, description="seconds")
+    review_url: str = "https://example.com/reviews"
+    discount_pattern: str = "VUELVE-{code}"
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _check_uri(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        if not urlsplit(value).netloc.rsplit("@", 1)[-1]:
+            raise ValueError("has no host")
+        return value
+
+    @field_validator("public_url", "whatsapp_api_url", "twilio_api_url", "telegram_api_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """``PUBLIC_URL`` without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def enabled_summary(self) -> str:
+        """One log line of what is switched on; names only, never secrets."""
+        channels = [
+            name
+            for name, needed in (
+                ("whatsapp", (self.whatsapp_phone_id, self.whatsapp_token,
+                              self.whatsapp_app_secret, self.whatsapp_verify_token)),
+                ("sms", (self.twilio_account_sid, self.twilio_auth_token, self.twilio_from)),
+                ("telegram", (self.telegram_bot_token, self.telegram_secret_token)),
+            )
+            if all(needed)
+        ]
+        stores = [
+            name
+            for name, secret in (
+                ("shopify", self.shopify_webhook_secret),
+                ("woocommerce", self.woocommerce_webhook_secret),
+                ("events", self.store_events_secret),
+            )
+            if secret
+        ]
+        database = "external MongoDB" if self.mongodb_uri else f"embedded ({self.data_dir}/db)"
+        return (
+            f"channels: {', '.join(channels) or 'none'}; stores: {', '.join(stores) or 'none'}; "
+            f"database: {database}; clock: {self.clock}"
+        )
+
+
+def secret(value: SecretStr | None) -> str:
+    """The plain text of an optional secret ('' when unset)."""
+    return value.get_secret_value() if value is not None else ""
+
+
+def format_settings_error(error: ValidationError) -> str:
+    """Name each bad variable and its value (secrets are masked)."""
+    lines = ["invalid configuration:"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]).upper() or "(settings)"
+        value = item.get("input")
+        shown = "***" if any(w in key for w in ("TOKEN", "SECRET")) else repr(value)
+        lines.append(f"  {key}={shown}: {item['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Messaging providers: one module per provider behind ``channels.base.Channel``."""

@@ -1,0 +1,84 @@
+"""HTTP handlers for provider webhooks: verify -> parse -> persist -> answer.
+
+One handler serves every channel; the provider's message and status ids
+make the inbox keys, so a webhook Meta or Twilio retries is stored once.
+Decisions happen after the answer, so a slow rule never makes a provider
+time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from bot.appkeys import CHANNELS, RUNTIME, SETTINGS
+from bot.errors import BadPayload, BadSignature
+from bot.http_common import json_error
+from channels.registry import build_channels
+
+ROUTES = {
+    "/webhooks/whatsapp": "whatsapp",
+    "/webhooks/sms": "sms",
+    "/webhooks/sms/status": "sms",
+    "/webhooks/telegram": "telegram",
+}
+
+
+def _off(name: str) -> web.Response:
+    return json_error(503, f"the {name} channel is off: its settings are incomplete")
+
+
+def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        channel = request.app[CHANNELS].get(name)
+        if channel is None:
+            return _off(name)
+        body = await request.read()
+        url = request.app[SETTINGS].base_url + request.path_qs
+        try:
+            channel.verify(request.headers, body, url)
+        except BadSignature as exc:
+            return json_error(401, str(exc))
+        try:
+            parsed = channel.parse(request.headers, body)
+        except BadPayload as exc:
+            return json_error(400, str(exc))
+        runtime = request.app[RUNTIME]
+        await asyncio.gather(*(runtime.accept_channel_input(name, item) for item in parsed))
+        ack = channel.ack()
+        return web.Response(status=ack.status, text=ack.body, content_type=ack.content_type)
+
+    return handle
+
+
+async def whatsapp_handshake(request: web.Request) -> web.Response:
+    """Meta's GET verification: echo ``hub.challenge`` when the token matches."""
+    channel = request.app[CHANNELS].get("whatsapp")
+    if channel is None:
+        return _off("whatsapp")
+    query = request.query
+    try:
+        challenge = channel.verify_handshake(  # type: ignore[attr-defined]
+            query.get("hub.mode", ""), query.get("hub.verify_token", ""),
+            query.get("hub.challenge", ""))
+    except BadSignature:
+        return web.Response(status=403, text="verification failed")
+    return web.Response(text=challenge)
+
+
+async def _channels_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[CHANNELS] = build_channels(app[SETTINGS])
+    try:
+        yield
+    finally:
+        for channel in app[CHANNELS].values():
+            await channel.close()
+
+
+def add_channel_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(_channels_ctx)
+    app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
+    for path, name in ROUTES.items():
+        app.router.add_post(path, _handler(name))

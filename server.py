@@ -1,0 +1,119 @@
+"""Chasqui's HTTP entry point: ``create_app(settings)`` and ``main()``.
+
+Wiring only: routes, middlewares and long-lived resources (database, runtime
+loops, provider clients) as ``cleanup_ctx`` generators, torn down in reverse
+order. Handlers live next to what they serve (``bot/http_*.py``,
+``channels/webhooks.py``, ``store_events/webhooks.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from bot.appkeys import CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
+from bot.clock import VirtualClock, make_clock
+from bot.database import open_database
+from bot.http_common import (
+    MAX_BODY,
+    auth_middleware,
+    error_middleware,
+    json_error,
+    metrics_middleware,
+    read_json,
+)
+from bot.metrics import Metrics
+from bot.settings import Settings, format_settings_error
+
+log = logging.getLogger("chasqui")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the database answers a ping within 1 s, else 503."""
+    try:
+        await asyncio.wait_for(request.app[DATABASE].ping(), timeout=1.0)
+    except Exception:
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    """Move virtual time and run everything that fell due (404 unless ``CLOCK=virtual``)."""
+    clock = request.app[CLOCK]
+    if not isinstance(clock, VirtualClock):
+        return json_error(404, "the clock is not virtual (set CLOCK=virtual)")
+    body = await read_json(request)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return json_error(400, "seconds: a number >= 0 is required")
+    now = await request.app[RUNTIME].advance(float(seconds))
+    return web.json_response({"now": now.isoformat().replace("+00:00", "Z")})
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The whole service as an aiohttp application (used by ``main`` and tests)."""
+    from bot.http_api import add_api_routes
+    from bot.runtime import runtime_context
+    from channels.webhooks import add_channel_routes
+    from store_events.webhooks import add_store_routes
+
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = make_clock(settings.clock)
+    app[METRICS] = Metrics()
+
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_database(settings) as database:
+            app[DATABASE] = database
+            yield
+
+    app.cleanup_ctx.append(database_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/admin/clock/advance", advance_clock)
+    add_channel_routes(app)  # also opens the channels (cleanup_ctx)
+    add_store_routes(app)
+    add_api_routes(app)
+    app.cleanup_ctx.append(runtime_context)  # last: it needs the database and channels
+    return app
+
+
+def main() -> None:
+    """Read the environment, validate it, and serve until SIGINT/SIGTERM."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(format_settings_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    log.info("starting chasqui on %s:%s — %s", settings.host, settings.port,
+             settings.enabled_summary())
+    # run_app handles SIGINT and SIGTERM: it stops accepting, lets in-flight
+    # requests finish (shutdown_timeout), then runs the cleanup contexts,
+    # which stop the runtime loops and the embedded database.
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                shutdown_timeout=10, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Store webhooks -> generic store events; one module per store."""

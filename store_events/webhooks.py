@@ -1,0 +1,69 @@
+"""HTTP handlers for store webhooks: verify -> parse -> persist -> answer.
+
+One handler serves every adapter in ``store_events.registry`` at the
+adapter's ``path``. The body is stored (with the parsed events) before the
+answer, so a store's retry after a lost answer is a duplicate, and nothing
+acknowledged is lost; deciding happens afterwards in the runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bot.appkeys import RUNTIME, STORE_ADAPTERS
+from bot.errors import BadPayload, BadSignature
+from bot.http_common import json_error
+from store_events.registry import ADAPTER_CLASSES, build_adapters
+
+
+def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        adapter = request.app[STORE_ADAPTERS].get(name)
+        if adapter is None:
+            return json_error(503, f"the {name} endpoint is off: its webhook secret is not set")
+        body = await request.read()
+        headers = request.headers
+        try:
+            adapter.verify(headers, body)
+        except BadSignature as exc:
+            return json_error(401, str(exc))
+        try:
+            delivery = adapter.delivery_id(headers, body)
+            topic = adapter.topic(headers, body)
+            events = adapter.parse(headers, body)
+        except BadPayload as exc:
+            return json_error(400, str(exc))
+        runtime = request.app[RUNTIME]
+        dedupe = f"{name}:{delivery}"
+        raw = body.decode("utf-8", errors="replace")
+        if events is None:
+            new = await runtime.keep_ignored(dedupe, name, topic, raw)
+            return web.json_response({"ignored": True, **({} if new else {"duplicate": True})})
+        results = [
+            await runtime.accept_store_event(event, dedupe if i == 0 else f"{dedupe}:{i}",
+                                             raw if i == 0 else None)
+            for i, event in enumerate(events)
+        ]
+        if results and not any(results):
+            return web.json_response({"duplicate": True})
+        if name == "events" and events:
+            return web.json_response({"id": events[0].id}, status=202)
+        return web.json_response({"ok": True, "events": len(events)})
+
+    return handle
+
+
+async def _adapters_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    from bot.appkeys import SETTINGS
+
+    app[STORE_ADAPTERS] = build_adapters(app[SETTINGS])
+    yield
+
+
+def add_store_routes(app: web.Application) -> None:
+    """A route per known adapter; adapters whose secret is unset answer 503."""
+    app.cleanup_ctx.append(_adapters_ctx)
+    for name, cls in ADAPTER_CLASSES.items():
+        app.router.add_post(cls.path, _handler(name))

@@ -1,0 +1,109 @@
+"""The runtime core through the testing aid: emit, waits, questions, exits."""
+
+from __future__ import annotations
+
+from durable.lang import m, ruleset, when_all
+
+from bot.commands import after, ask, days, emit, exit_flow, send, step
+from bot.flows import Flow
+from bot.testing import FlowHarness
+
+CHAIN = Flow("t_chain", triggers=("order.placed",), marketing=False)
+
+with ruleset("t_chain"):
+
+    @when_all(m.type == "order.placed")
+    def placed(c):  # type: ignore[no-untyped-def]
+        emit(c, {"type": "t.thanked", "order": c.m.order_id})
+
+    @when_all(m.type == "t.thanked")
+    def thanked(c):  # type: ignore[no-untyped-def]
+        send(c, f"Gracias por el pedido {c.m.order}")
+        exit_flow(c, "done")
+
+
+WAIT = Flow("t_wait", triggers=("customer.created",), marketing=False)
+
+with ruleset("t_wait"):
+
+    @when_all(m.type == "customer.created")
+    def start(c):  # type: ignore[no-untyped-def]
+        after(c, days(2), {"type": "t.first"})
+
+    @when_all(m.type == "t.first")
+    def first(c):  # type: ignore[no-untyped-def]
+        send(c, "dos días")
+        after(c, days(1), {"type": "t.second"})
+
+    @when_all(m.type == "t.second")
+    def second(c):  # type: ignore[no-untyped-def]
+        send(c, "tres días")
+        exit_flow(c)
+
+
+ASK = Flow("t_ask", triggers=("t.go",), marketing=False)
+
+with ruleset("t_ask"):
+
+    @when_all(m.type == "t.go")
+    def go(c):  # type: ignore[no-untyped-def]
+        ask(c, "¿Te gustó?", name="liked", choices=[("yes", "Sí"), ("no", "No")],
+            timeout=days(1))
+
+    @when_all((m.type == "message") & (m.question == "liked") & (m.choice == "yes"))
+    def yes(c):  # type: ignore[no-untyped-def]
+        step(c, "answered", "yes")
+        send(c, "¡Genial!")
+        exit_flow(c, "liked")
+
+    @when_all((m.type == "message") & (m.question == "liked"))
+    def other(c):  # type: ignore[no-untyped-def]
+        send(c, f"Anotado: {c.m.text}")
+        exit_flow(c, "other")
+
+    @when_all((m.type == "timeout") & (m.question == "liked"))
+    def timeout(c):  # type: ignore[no-untyped-def]
+        send(c, "¿Sigues ahí?")
+        exit_flow(c, "timeout")
+
+
+PHONE = "+5491122334455"
+
+
+async def test_emit_chains_to_another_rule_in_the_same_decision(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [CHAIN], channels=("sms",)) as h:
+        await h.customer("cus_1", phone=PHONE)
+        await h.event("order.placed", "cus_1", order_id="o-9")
+        assert [s.text for s in h.to("cus_1")] == ["Gracias por el pedido o-9"]
+        assert await h.active_flows("cus_1") == {}
+
+
+async def test_wait_of_two_days_fires_once_and_so_does_the_wait_it_schedules(
+        mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [WAIT], channels=("sms",)) as h:
+        await h.customer("cus_1", phone=PHONE)
+        started = h.clock.now()
+        await h.advance(days=2, seconds=-1)
+        assert h.to("cus_1") == []
+        await h.advance(days=5)
+        texts = [(s.text, s.at - started) for s in h.to("cus_1")]
+        assert [t for t, _ in texts] == ["dos días", "tres días"]
+        assert texts[0][1].days == 2 and texts[1][1].days == 3
+        await h.advance(days=30)
+        assert len(h.to("cus_1")) == 2
+
+
+async def test_question_reply_and_timeout(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ASK], channels=("sms",)) as h:
+        await h.customer("a", phone="+5491100000001")
+        await h.customer("b", phone="+5491100000002")
+        await h.event("t.go", "a")
+        await h.event("t.go", "b")
+        assert h.last("a").choices == ["yes", "no"]
+        await h.reply("a", choice="yes")
+        assert h.last("a").text == "¡Genial!"
+        await h.advance(days=1, seconds=1)
+        assert h.last("b").text == "¿Sigues ahí?"
+        assert [s.text for s in h.to("a")] == ["¿Te gustó?", "¡Genial!"]
+        doc = await h.customer_doc("a")
+        assert doc["flow_history"]["t_ask"]["last_outcome"] == "liked"

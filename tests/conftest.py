@@ -1,0 +1,73 @@
+"""Fixtures shared by the whole suite.
+
+One embedded MongoDB-compatible server (in memory) serves the session, or a
+real MongoDB when ``MONGODB_URI`` is set; every test gets its own database
+name. A guard makes any connection off loopback fail the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from bot.embedded_db import EmbeddedMongo
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    """A MongoDB URI for the session: ``MONGODB_URI`` or an in-memory embedded server."""
+    external = os.environ.get("MONGODB_URI")
+    if external:
+        yield external
+        return
+    server = EmbeddedMongo(":memory:")
+    asyncio.run(server.start())
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> Any:
+    if isinstance(address, tuple) and address:
+        host = address[0]
+        try:
+            allowed = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            allowed = False
+        if not allowed:
+            raise OSError(f"test tried to reach {host}: only loopback is allowed")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[Any]:
+    """The three provider fakes, started on loopback."""
+    from tests.support.app import Fakes
+
+    started = Fakes()
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.close()
