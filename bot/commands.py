@@ -112,6 +112,7 @@ class Recorder:
     customer_id: str = ""
     run: str = ""
     code_pattern: str = "CODE-{code}"
+    settings: dict[str, Any] = field(default_factory=dict)
     commands: list[Command] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -138,6 +139,11 @@ def stop_recording(token: contextvars.Token[Recorder]) -> None:
 def customer(c: Any = None) -> dict[str, Any]:
     """The customer facts of the running decision (profile, tags, consents, flows)."""
     return _current.get().facts
+
+
+def config(c: Any, name: str, default: Any = None) -> Any:
+    """A setting flows may read (``survey_after_days``, ``review_url``, ...)."""
+    return _current.get().settings.get(name, default)
 
 
 def seconds(n: float) -> float:

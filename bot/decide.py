@@ -74,6 +74,7 @@ class DecisionContext:
     code_pattern: str = "CODE-{code}"
     sms_stop_confirmation: bool = True
     agent_idle_release: float = 4 * 3600
+    flow_settings: dict[str, Any] = field(default_factory=dict)
 
 
 class Decider:
@@ -358,7 +359,8 @@ class _Session:
         """Run the flow's rules on ``event`` and apply what they recorded."""
         run = self.doc["flows"][flow.name]
         recorder = cmd.Recorder(flow=flow.name, customer_id=self.doc["_id"], run=run["run"],
-                                code_pattern=self.ctx.code_pattern, facts=facts(self.doc))
+                                code_pattern=self.ctx.code_pattern,
+                                settings=self.ctx.flow_settings, facts=facts(self.doc))
         full = {**{k: v for k, v in event.items() if k != "_flow"},
                 "customer": recorder.facts, "flow_run": run["run"],
                 "at": self.now.isoformat()}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -24,6 +26,14 @@ from pathlib import Path
 from pymongo import AsyncMongoClient
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -60,8 +70,11 @@ class EmbeddedMongo:
             "--log-level", "WARNING",
         ]
         # A new session so a Ctrl-C aimed at the service's terminal does not
-        # kill the database before the service has finished with it.
-        self.process = subprocess.Popen(command, start_new_session=True)
+        # kill the database before the service has finished with it; and on
+        # Linux the kernel sends it SIGTERM if the service itself dies
+        # (kill -9), so no orphan keeps the data directory locked.
+        self.process = subprocess.Popen(command, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
             self.uri, serverSelectionTimeoutMS=500

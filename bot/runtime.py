@@ -73,6 +73,7 @@ class Runtime:
             code_pattern=settings.discount_pattern,
             sms_stop_confirmation=settings.sms_stop_confirmation,
             agent_idle_release=settings.agent_idle_release,
+            flow_settings=settings.flow_settings(),
         )
         self.processor = Processor(database, clock, Decider(context), metrics)
         pacers = {"whatsapp": Pacer(settings.whatsapp_rate), "sms": Pacer(settings.sms_rate),

@@ -95,6 +95,15 @@ class Settings(BaseSettings):
             self.public_url = f"http://{self.host}:{self.port}"
         return self
 
+    def flow_settings(self) -> dict[str, object]:
+        """The settings flows may read through ``bot.commands.config``."""
+        return {
+            "survey_after_days": self.survey_after_days,
+            "sunset_after_days": self.sunset_after_days,
+            "review_url": self.review_url,
+            "cart_abandon_after": self.cart_abandon_after,
+        }
+
     @property
     def base_url(self) -> str:
         """``PUBLIC_URL`` without a trailing slash."""

@@ -1,0 +1,124 @@
+"""Builders for tests that drive the whole service over HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from bot.settings import Settings
+from tests.fakes.telegram import FakeTelegram
+from tests.fakes.twilio import FakeTwilio
+from tests.fakes.whatsapp import FakeWhatsApp
+from tests.support.signing import signed_twilio, signed_whatsapp, telegram_headers
+from tests.support.store_signing import events_headers
+
+ADMIN_TOKEN = "test-admin-token"
+WA_SECRET = "wa-app-secret"
+WA_VERIFY = "wa-verify-token"
+TG_SECRET = "tg-secret-token"
+EVENTS_SECRET = "events-secret"
+SHOPIFY_SECRET = "shopify-secret"
+WOO_SECRET = "woo-secret"
+PUBLIC_URL = "https://chasqui.example.com"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class Fakes:
+    """The three provider fakes on loopback."""
+
+    def __init__(self) -> None:
+        self.whatsapp = FakeWhatsApp()
+        self.twilio = FakeTwilio()
+        self.telegram = FakeTelegram()
+
+    async def start(self) -> None:
+        for fake in (self.whatsapp, self.twilio, self.telegram):
+            await fake.start()
+
+    async def close(self) -> None:
+        for fake in (self.whatsapp, self.twilio, self.telegram):
+            await fake.close()
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "whatsapp_phone_id": self.whatsapp.phone_id, "whatsapp_token": self.whatsapp.token,
+            "whatsapp_app_secret": WA_SECRET, "whatsapp_verify_token": WA_VERIFY,
+            "whatsapp_api_url": self.whatsapp.url,
+            "twilio_account_sid": self.twilio.account_sid,
+            "twilio_auth_token": self.twilio.auth_token, "twilio_from": "+15005550006",
+            "twilio_api_url": self.twilio.url,
+            "telegram_bot_token": self.telegram.token, "telegram_secret_token": TG_SECRET,
+            "telegram_api_url": self.telegram.url,
+        }
+
+
+def make_settings(mongo_uri: str, db_name: str, fakes: Fakes | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings for a test app: virtual clock, all secrets, unpaced sends."""
+    values: dict[str, Any] = {
+        "mongodb_uri": mongo_uri, "mongodb_db": db_name, "admin_token": ADMIN_TOKEN,
+        "clock": "virtual", "public_url": PUBLIC_URL,
+        "store_events_secret": EVENTS_SECRET, "shopify_webhook_secret": SHOPIFY_SECRET,
+        "woocommerce_webhook_secret": WOO_SECRET,
+        "whatsapp_rate": 0, "sms_rate": 0, "telegram_rate": 0, "quiet_hours": False,
+        **(fakes.settings() if fakes else {}),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class Service:
+    """A test client for the running app, with the calls tests make most."""
+
+    def __init__(self, client: TestClient) -> None:  # type: ignore[type-arg]
+        self.client = client
+
+    async def advance(self, seconds: float = 0) -> str:
+        response = await self.client.post("/admin/clock/advance", json={"seconds": seconds},
+                                          headers=AUTH)
+        assert response.status == 200, await response.text()
+        return str((await response.json())["now"])
+
+    async def event(self, payload: dict[str, Any], expect: int = 202) -> dict[str, Any]:
+        body = json.dumps(payload).encode()
+        response = await self.client.post("/events", data=body,
+                                          headers=events_headers(EVENTS_SECRET, body))
+        assert response.status == expect, await response.text()
+        return dict(await response.json())
+
+    async def whatsapp(self, payload: dict[str, Any], expect: int = 200) -> None:
+        body, headers = signed_whatsapp(WA_SECRET, payload)
+        response = await self.client.post("/webhooks/whatsapp", data=body, headers=headers)
+        assert response.status == expect, await response.text()
+
+    async def sms(self, params: dict[str, str], path: str = "/webhooks/sms",
+                  expect: int = 200) -> None:
+        body, headers = signed_twilio("twilio-token", PUBLIC_URL + path, params)
+        response = await self.client.post(path, data=body, headers=headers)
+        assert response.status == expect, await response.text()
+
+    async def telegram(self, update: dict[str, Any], expect: int = 200) -> None:
+        response = await self.client.post(
+            "/webhooks/telegram", data=json.dumps(update).encode(),
+            headers={**telegram_headers(TG_SECRET), "Content-Type": "application/json"})
+        assert response.status == expect, await response.text()
+
+    async def api(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        response = await self.client.request(method, path, headers=AUTH, **kwargs)
+        assert response.status == expect, await response.text()
+        return await response.json()
+
+
+def customer_event(event_id: str, event_type: str, occurred_at: str, *, customer_id: str = "cus_1",
+                   phone: str = "+5491122334455", consents: dict[str, bool] | None = None,
+                   locale: str = "es", **data: Any) -> dict[str, Any]:
+    """A generic store event (``POST /events``) for one customer."""
+    return {
+        "id": event_id, "type": event_type, "occurred_at": occurred_at,
+        "customer": {"id": customer_id, "phone": phone, "first_name": "Ana", "locale": locale,
+                     "timezone": "America/Argentina/Buenos_Aires",
+                     "consents": consents if consents is not None else {"whatsapp": True}},
+        "data": data,
+    }
