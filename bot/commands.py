@@ -124,7 +124,8 @@ def _record(command: Command) -> None:
     try:
         _current.get().commands.append(command)
     except LookupError:
-        raise RuntimeError("flow commands can only be used inside a rule run by the runtime") from None
+        raise RuntimeError(
+            "flow commands can only be used inside a rule run by the runtime") from None
 
 
 def recording(recorder: Recorder) -> contextvars.Token[Recorder]:

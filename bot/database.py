@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -107,17 +107,22 @@ def make_client(uri: str, **options: Any) -> AsyncMongoClient[Doc]:
     return AsyncMongoClient(uri, **options)
 
 
+def embedded_storage(settings: Settings) -> str:
+    """Where the embedded database keeps its files: ``$DATA_DIR/db``, absolute."""
+    return os.path.abspath(os.path.join(settings.data_dir, "db"))
+
+
 @contextlib.asynccontextmanager
 async def open_database(settings: Settings, **client_options: Any) -> AsyncIterator[Database]:
     """Connect to ``MONGODB_URI``, or start the embedded server when it is unset."""
     embedded: EmbeddedMongo | None = None
     uri = settings.mongodb_uri
     if uri is None:
-        storage = str(Path(settings.data_dir) / "db")
+        storage = embedded_storage(settings)
         embedded = EmbeddedMongo(storage)
         await embedded.start()
         uri = embedded.uri
-        log.info("using the embedded database, files in %s", Path(storage).resolve())
+        log.info("using the embedded database, files in %s", storage)
     client = make_client(uri, **client_options)
     try:
         database = Database(client, client[settings.mongodb_db])

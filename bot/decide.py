@@ -19,7 +19,7 @@ Routing of an event to flows:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import commands as cmd
@@ -27,7 +27,7 @@ from bot import keywords, waits
 from bot.customers import facts, merge_profile, record_consent
 from bot.engine import Engine
 from bot.flows import Flow
-from bot.inputs import InboundMessage, StoreEvent
+from bot.inputs import CustomerInfo, InboundMessage, StoreEvent
 from bot.outbound import SendPolicy, build_message, choose_channel, conversation_id
 from store_events.triggers import (
     TriggerPolicy,
@@ -77,6 +77,22 @@ class DecisionContext:
     flow_settings: dict[str, Any] = field(default_factory=dict)
 
 
+def consent_time(info: CustomerInfo, channel: str) -> datetime | None:
+    """When the store says consent on ``channel`` was given (per channel when it knows)."""
+    per_channel = getattr(info, "consent_times", None) or {}
+    value = per_channel.get(channel) if isinstance(per_channel, dict) else None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, datetime):
+        return value
+    return info.consent_at
+
+
 class Decider:
     """Applies inputs and due waits to a customer document."""
 
@@ -99,7 +115,7 @@ class Decider:
             session.delivery_failed(item["payload"])
         else:
             raise ValueError(f"unknown input kind {kind!r}")
-        doc["done_inputs"] = (doc.get("done_inputs", []) + [item["_id"]])[-MAX_DONE_INPUTS:]
+        doc["done_inputs"] = [*doc.get("done_inputs", []), item["_id"]][-MAX_DONE_INPUTS:]
         doc["last_activity_at"] = now
         return session.out
 
@@ -133,10 +149,9 @@ class _Session:
         info = event.customer
         merge_profile(self.doc, info)
         source = f"{event.source}:{event.type}"
-        given_at = info.consent_at or event.occurred_at
         for channel, granted in info.consents.items():
             record_consent(self.doc, channel, "granted" if granted else "revoked", source,
-                           given_at, self.now)
+                           consent_time(info, channel) or event.occurred_at, self.now)
         payload = event.model_dump(mode="python")
         immediate = on_store_event(self.doc, payload, self.now, self.ctx.trigger_policy)
         data = event.data

@@ -63,7 +63,7 @@ class EmbeddedMongo:
     async def start(self, timeout: float = 30.0) -> None:
         """Start the server and return once it answers a ``ping``."""
         if self.storage_path != ":memory:":
-            Path(self.storage_path).mkdir(parents=True, exist_ok=True)
+            Path(self.storage_path).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         command = [
             sys.executable, "-m", "secantus", "--host", "127.0.0.1",
             "--port", str(self.port), "--storage-path", self.storage_path,
@@ -73,8 +73,10 @@ class EmbeddedMongo:
         # kill the database before the service has finished with it; and on
         # Linux the kernel sends it SIGTERM if the service itself dies
         # (kill -9), so no orphan keeps the data directory locked.
-        self.process = subprocess.Popen(command, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+        # Popen on the loop's own thread, on purpose: Linux ties the death
+        # signal to the thread that forked, and a worker thread may end first.
+        self.process = subprocess.Popen(  # noqa: ASYNC220
+            command, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
             self.uri, serverSelectionTimeoutMS=500

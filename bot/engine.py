@@ -13,6 +13,7 @@ durable_rules stores in the state instead of raising) become ``RuleError``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -40,10 +41,8 @@ class Engine:
         self.host = get_host()
 
     def _post(self, ruleset: str, event: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(MessageNotHandledException):
             self.host.post(ruleset, event)
-        except MessageNotHandledException:
-            pass
 
     def decide(self, ruleset: str, sid: str, saved: dict[str, Any] | None,
                event: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
@@ -87,7 +86,5 @@ class Engine:
             self._forget(ruleset, sid)
 
     def _forget(self, ruleset: str, sid: str) -> None:
-        try:
+        with contextlib.suppress(Exception):  # no state for that sid: nothing to forget
             self.host.delete_state(ruleset, sid)
-        except Exception:
-            pass

@@ -28,8 +28,10 @@ HELP_TEXT = {
           "messages, or START to get them again.",
 }
 STOPPED_TEXT = {
-    "es": "Listo, no te enviaremos más mensajes promocionales por aquí. Responde ALTA para volver.",
-    "pt": "Pronto, não enviaremos mais mensagens promocionais por aqui. Responda VOLTAR para voltar.",
+    "es": "Listo, no te enviaremos más mensajes promocionales por aquí. "
+          "Responde ALTA para volver.",
+    "pt": "Pronto, não enviaremos mais mensagens promocionais por aqui. "
+          "Responda VOLTAR para voltar.",
     "en": "Done: you will get no more promotional messages here. Reply START to opt back in.",
 }
 STARTED_TEXT = {

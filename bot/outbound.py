@@ -123,7 +123,8 @@ def build_message(
     if agent is None and not skipped and conversation.get("status") in ("agent", "needs_agent"):
         skipped = "an agent has the conversation"
     body_template = template
-    if channel == "whatsapp" and not skipped and template is None and not in_window(doc, channel, now):
+    if (channel == "whatsapp" and not skipped and template is None
+            and not in_window(doc, channel, now)):
         if fallback_template is not None:
             body_template = fallback_template
         else:

@@ -27,7 +27,7 @@ from bot.appkeys import CHANNELS, CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
 from bot.clock import Clock, VirtualClock
 from bot.customers import identity_keys
 from bot.database import Database
-from bot.decide import DecisionContext, Decider
+from bot.decide import Decider, DecisionContext
 from bot.engine import Engine
 from bot.flows import Flow, load_flows
 from bot.inbox import Inbox, make_item

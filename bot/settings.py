@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     clock: Literal["system", "virtual"] = "system"
     log_level: str = "INFO"
     flows_package: str = "rules"
-    flows: str | None = Field(default=None, description="comma-separated flow modules; all when unset")
+    flows: str | None = Field(
+        default=None, description="comma-separated flow modules; all when unset")
     quiet_hours: bool = True
     default_timezone: str = "America/Argentina/Buenos_Aires"
 
@@ -39,7 +40,8 @@ class Settings(BaseSettings):
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_api_url: str = "https://graph.facebook.com"
     whatsapp_api_version: str = "21.0"
-    whatsapp_rate: float = Field(default=80.0, ge=0, description="messages/s per sender; 0 = unpaced")
+    whatsapp_rate: float = Field(
+        default=80.0, ge=0, description="messages/s per sender; 0 = unpaced")
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None

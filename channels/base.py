@@ -48,7 +48,8 @@ class OutboundMessage(BaseModel):
     id: str
     channel: ChannelName
     to: str = Field(description="E.164 phone, or Telegram chat id")
-    to_user_id: str | None = Field(default=None, description="WhatsApp user id when there is no phone")
+    to_user_id: str | None = Field(
+        default=None, description="WhatsApp user id when there is no phone")
     text: str | None = None
     choices: list[Choice] = Field(default_factory=list)
     template: TemplateRef | None = None

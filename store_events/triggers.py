@@ -66,7 +66,7 @@ def on_store_event(doc: Doc, event: dict[str, Any], now: datetime,
         product = data.get("product_id") or data.get("sku")
         if product:
             interests = [p for p in doc.get("interests", []) if p != str(product)]
-            doc["interests"] = (interests + [str(product)])[-MAX_INTERESTS:]
+            doc["interests"] = [*interests, str(product)][-MAX_INTERESTS:]
     elif kind == "order.placed":
         if data.get("checkout_id"):
             checkout_id = str(data["checkout_id"])

@@ -36,14 +36,16 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         except BadPayload as exc:
             return json_error(400, str(exc))
         runtime = request.app[RUNTIME]
-        dedupe = f"{name}:{delivery}"
+        dedupe = f"{name}:delivery:{delivery}"
         raw = body.decode("utf-8", errors="replace")
         if events is None:
             new = await runtime.keep_ignored(dedupe, name, topic, raw)
             return web.json_response({"ignored": True, **({} if new else {"duplicate": True})})
+        # Events are keyed by their own id: a store's retry carries the same
+        # id, and so does a repeat that a store sends under a new delivery id
+        # (WooCommerce re-sends "completed" on every later edit of an order).
         results = [
-            await runtime.accept_store_event(event, dedupe if i == 0 else f"{dedupe}:{i}",
-                                             raw if i == 0 else None)
+            await runtime.accept_store_event(event, f"{name}:{event.id}", raw if i == 0 else None)
             for i, event in enumerate(events)
         ]
         if results and not any(results):

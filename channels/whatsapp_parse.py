@@ -1,0 +1,270 @@
+"""WhatsApp Cloud API webhooks (2026 format) into ``bot.inputs`` models.
+
+A webhook holds ``entry[].changes[].value`` objects with ``messages[]``,
+``statuses[]`` and ``contacts[]``. Since 2026 each contact carries the user's
+business-scoped id (``user_id``), a message names it in ``from_user_id``, and
+a user who turned on usernames may come with neither ``from`` nor ``wa_id``:
+such a customer is known by the user id alone. Failed statuses may come
+without ``contacts``.
+
+Fields are read here, with :class:`BadPayload` naming the first problem.
+Where a contact with ``user_id`` is present, pywa's own parser is run over the
+same item as a second check of its shape (pywa 4.5 refuses contacts without
+``user_id``, so older payloads are read by this module alone).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from datetime import UTC, datetime
+from typing import Any
+
+from pywa_async import WhatsApp
+from pywa_async.errors import PywaUnknownEnumMemberWarning
+from pywa_async.types import (
+    CallbackButton,
+    CallbackSelection,
+    Message,
+    MessageStatus,
+    RawUpdate,
+)
+
+from bot.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
+from channels.base import Parsed
+from channels.errors import BadPayload
+
+MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "location"})
+STATES: frozenset[DeliveryState] = frozenset({"sent", "delivered", "read", "failed"})
+
+PywaParser = type[Message] | type[CallbackButton] | type[CallbackSelection] | type[MessageStatus]
+
+
+def parse_webhook(body: bytes, client: WhatsApp) -> Parsed:
+    """Every inbound message and delivery status of a webhook body, in order.
+
+    Message types and statuses the service does not act on (system, unsupported,
+    orders, "deleted"...) are left out. ``client`` is only handed to pywa's
+    parsers, which make no call.
+    """
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise BadPayload(f"body is not JSON: {error}") from error
+    entries = _field(payload, "entry", list, "webhook")
+    parsed: Parsed = []
+    for e, entry in enumerate(entries):
+        where = f"entry[{e}]"
+        entry = _obj(entry, where)
+        for c, change in enumerate(_field(entry, "changes", list, where, default=[])):
+            here = f"{where}.changes[{c}]"
+            change = _obj(change, here)
+            if change.get("field", "messages") != "messages":
+                continue
+            value = _field(change, "value", dict, here)
+            contacts = [x for x in value.get("contacts") or [] if isinstance(x, dict)]
+            for m, msg in enumerate(_field(value, "messages", list, here, default=[])):
+                message = _inbound(client, entry, value, msg, contacts, f"{here}.messages[{m}]")
+                if message is not None:
+                    parsed.append(message)
+            for s, status in enumerate(_field(value, "statuses", list, here, default=[])):
+                report = _status(client, entry, value, status, contacts, f"{here}.statuses[{s}]")
+                if report is not None:
+                    parsed.append(report)
+    return parsed
+
+
+def _inbound(
+    client: WhatsApp,
+    entry: dict[str, Any],
+    value: dict[str, Any],
+    msg: Any,
+    contacts: list[dict[str, Any]],
+    where: str,
+) -> InboundMessage | None:
+    msg = _obj(msg, where)
+    classified = _classify(msg, where)
+    if classified is None:
+        return None
+    kind, text, choice_id, parser = classified
+    phone = _opt_str(msg.get("from"))
+    user_id = _opt_str(msg.get("from_user_id"))
+    contact = _match_contact(contacts, phone, user_id)
+    if contact is not None:
+        phone = phone or _opt_str(contact.get("wa_id"))
+        user_id = user_id or _opt_str(contact.get("user_id"))
+    sender = _e164(phone) if phone else user_id
+    if not sender:
+        raise BadPayload(f"{where}: no 'from', 'from_user_id' or matching contact")
+    provider_id = _field(msg, "id", str, where)
+    at = _timestamp(msg.get("timestamp"), where)
+    _check_with_pywa(client, entry, value, "messages", msg, contact, parser, where)
+    profile = contact.get("profile") if contact is not None else None
+    return InboundMessage(
+        channel="whatsapp",
+        provider_id=provider_id,
+        sender=sender,
+        user_id=user_id,
+        kind=kind,
+        text=text,
+        choice_id=choice_id,
+        profile_name=_opt_str(profile.get("name")) if isinstance(profile, dict) else None,
+        at=at,
+    )
+
+
+def _classify(
+    msg: dict[str, Any], where: str
+) -> tuple[InboundKind, str, str | None, PywaParser] | None:
+    """(kind, text, choice id, pywa parser) of a message, or None for types we skip."""
+    mtype = msg.get("type")
+    if mtype == "text":
+        body = _field(_field(msg, "text", dict, where), "body", str, f"{where}.text")
+        return "text", body, None, Message
+    if mtype in MEDIA_TYPES:
+        media = _field(msg, str(mtype), dict, where)
+        return "media", _opt_str(media.get("caption")) or "", None, Message
+    if mtype == "reaction":
+        reaction = _field(msg, "reaction", dict, where)
+        return "reaction", _opt_str(reaction.get("emoji")) or "", None, Message
+    if mtype == "button":  # a quick-reply button of a template
+        button = _field(msg, "button", dict, where)
+        payload = _field(button, "payload", str, f"{where}.button")
+        return "choice", _opt_str(button.get("text")) or payload, payload, CallbackButton
+    if mtype == "interactive":
+        interactive = _field(msg, "interactive", dict, where)
+        itype = interactive.get("type")
+        if itype not in ("button_reply", "list_reply"):
+            return None  # flows (nfm_reply), call permission replies...
+        reply = _field(interactive, str(itype), dict, f"{where}.interactive")
+        choice_id = _field(reply, "id", str, f"{where}.interactive.{itype}")
+        parser = CallbackButton if itype == "button_reply" else CallbackSelection
+        return "choice", _opt_str(reply.get("title")) or choice_id, choice_id, parser
+    return None
+
+
+def _status(
+    client: WhatsApp,
+    entry: dict[str, Any],
+    value: dict[str, Any],
+    status: Any,
+    contacts: list[dict[str, Any]],
+    where: str,
+) -> DeliveryStatus | None:
+    status = _obj(status, where)
+    state = status.get("status")
+    if state not in STATES:
+        return None
+    provider_id = _field(status, "id", str, where)
+    at = _timestamp(status.get("timestamp"), where)
+    phone = _opt_str(status.get("recipient_id"))
+    user_id = _opt_str(status.get("recipient_user_id"))
+    contact = _match_contact(contacts, phone, user_id)
+    if contact is not None:
+        phone = phone or _opt_str(contact.get("wa_id"))
+        user_id = user_id or _opt_str(contact.get("user_id"))
+    _check_with_pywa(client, entry, value, "statuses", status, contact, MessageStatus, where)
+    error_code = error_message = None
+    errors = status.get("errors") or value.get("errors")
+    if state == "failed" and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        error_code = str(first["code"]) if first.get("code") is not None else None
+        error_message = _opt_str(first.get("message")) or _opt_str(first.get("title"))
+    return DeliveryStatus(
+        channel="whatsapp",
+        provider_id=provider_id,
+        status=state,
+        recipient=_e164(phone) if phone else user_id,
+        error_code=error_code,
+        error_message=error_message,
+        at=at,
+    )
+
+
+def _check_with_pywa(
+    client: WhatsApp,
+    entry: dict[str, Any],
+    value: dict[str, Any],
+    key: str,
+    item: dict[str, Any],
+    contact: dict[str, Any] | None,
+    parser: PywaParser,
+    where: str,
+) -> None:
+    """Run pywa's parser over this one item; its refusal becomes :class:`BadPayload`."""
+    if contact is None or not contact.get("user_id"):
+        return  # pywa 4.5 cannot read contacts without user_id
+    single = {**value, key: [item], "contacts": [contact]}
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": str(entry.get("id", "")), "changes": [
+            {"field": "messages", "value": single},
+        ]}],
+    }
+    update = RawUpdate(json.dumps(payload).encode(), hmac_header=None,
+                       update_hash=str(item.get("id", "")))
+    try:
+        with warnings.catch_warnings():
+            # an enum value newer than pywa is no reason to refuse the webhook
+            warnings.simplefilter("ignore", PywaUnknownEnumMemberWarning)
+            parser.from_update(client=client, update=update)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        raise BadPayload(f"{where}: refused by pywa ({type(error).__name__}: {error})") from error
+
+
+def _match_contact(
+    contacts: list[dict[str, Any]], phone: str | None, user_id: str | None
+) -> dict[str, Any] | None:
+    """The contact of this phone or user id; the only contact when nothing names one."""
+    for contact in contacts:
+        if (phone and contact.get("wa_id") == phone) or (
+            user_id and contact.get("user_id") == user_id
+        ):
+            return contact
+    if len(contacts) == 1 and not _conflicts(contacts[0], phone, user_id):
+        return contacts[0]
+    return None
+
+
+def _conflicts(contact: dict[str, Any], phone: str | None, user_id: str | None) -> bool:
+    return bool(
+        (phone and contact.get("wa_id") and contact.get("wa_id") != phone)
+        or (user_id and contact.get("user_id") and contact.get("user_id") != user_id)
+    )
+
+
+def _e164(phone: str) -> str:
+    """``+`` and the digits of a wa_id; anything that is not a number is kept as it is."""
+    digits = phone.removeprefix("+")
+    return f"+{digits}" if digits.isdigit() else phone
+
+
+def _timestamp(raw: Any, where: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(raw), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError) as error:
+        raise BadPayload(f"{where}: 'timestamp' is not a Unix time: {raw!r}") from error
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadPayload(f"{where} must be an object")
+    return value
+
+
+_MISSING: Any = object()
+
+
+def _field(obj: Any, key: str, kind: type, where: str, default: Any = _MISSING) -> Any:
+    """``obj[key]`` checked to be a ``kind``; missing is an error unless a default is given."""
+    obj = _obj(obj, where)
+    value = obj.get(key)
+    if value is None and default is not _MISSING:
+        return default
+    if not isinstance(value, kind):
+        raise BadPayload(f"{where}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,272 @@
+"""``POST /events``: the generic store event, and the ``data`` models every adapter shares.
+
+Any store or backend can post events in the contract's shape, signed with
+``X-Signature-256: sha256=<hex HMAC-SHA256(raw body, STORE_EVENTS_SECRET)>``.
+The body is validated strictly (a number where text is expected is an
+error, not a coercion) so a sender finds its mistakes at once, with a 400
+naming the field ("data.checkout_id: Field required"), instead of a flow
+that silently never starts.
+
+Decisions:
+    * An unknown ``type`` is not an error, but it is not an event either:
+      once the envelope is valid (``id``, ``type``, ``occurred_at``,
+      ``customer.id``, an object as ``data``), ``parse`` returns None, so the
+      route answers 200 ``{"ignored": true}`` and keeps the body, which is
+      what the contract says of a type the service does not handle. A store
+      can send new kinds of events before any flow uses them without being
+      told it failed, and nothing it sent is lost. A malformed envelope is
+      still a 400, whatever the type.
+    * Fields the contract does not name are accepted and kept, at every
+      level (envelope, customer, data, items).
+    * The customer's phone is normalised to E.164 and the email lower-cased
+      (:mod:`store_events.phones`); a phone or email that does not parse is
+      dropped (None) rather than failing the event; the raw body is kept by
+      the route anyway.
+    * A naive ``occurred_at`` is taken as UTC; every time is returned in UTC.
+
+The ``data`` models in :data:`DATA_MODELS` are also what the Shopify and
+WooCommerce adapters build their ``data`` with (:func:`build_data`), so an
+event has the same keys whichever store it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.inputs import CustomerInfo, StoreEvent
+from bot.settings import secret
+from store_events.base import (
+    BadPayload,
+    as_utc,
+    check_signature,
+    get_header,
+    load_json_object,
+    validation_message,
+)
+from store_events.phones import normalize_email, normalize_phone
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+SIGNATURE_HEADER = "X-Signature-256"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class CartItem(_Strict):
+    """One line of a checkout: ``sku`` may be null (products without one), the rest is required."""
+
+    sku: str | None
+    title: str
+    quantity: int = Field(ge=1)
+    price: float = Field(ge=0)
+
+
+class CheckoutStartedData(_Strict):
+    """``checkout.started``: what the cart-recovery flow needs to write its message."""
+
+    checkout_id: str = Field(min_length=1)
+    recovery_url: str = Field(pattern=r"^https?://\S+$")
+    total: float = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")
+    items: list[CartItem]
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+
+class OrderPlacedData(_Strict):
+    """``order.placed``: ``checkout_id`` is the checkout it completes, when the store knows it."""
+
+    order_id: str = Field(min_length=1)
+    checkout_id: str | None = None
+
+
+class OrderFulfilledData(_Strict):
+    """``order.fulfilled``: the order has shipped (or was handed over)."""
+
+    order_id: str = Field(min_length=1)
+
+
+class CustomerCreatedData(_Strict):
+    """``customer.created``: the profile is in ``customer``; no data fields."""
+
+
+class CustomerUpdatedData(_Strict):
+    """``customer.updated``: profile or consent changes, merged into the stored customer."""
+
+
+class ProductViewedData(_Strict):
+    """``product.viewed``: no required fields."""
+
+
+class CartUpdatedData(_Strict):
+    """``cart.updated``: no required fields."""
+
+
+class ProductBackInStockData(_Strict):
+    """``product.back_in_stock``: no required fields."""
+
+
+class SubscriptionChangedData(_Strict):
+    """``subscription.changed``: no required fields."""
+
+
+class PageVisitedData(_Strict):
+    """``page.visited``: no required fields."""
+
+
+DATA_MODELS: dict[str, type[BaseModel]] = {
+    "customer.created": CustomerCreatedData,
+    "customer.updated": CustomerUpdatedData,
+    "product.viewed": ProductViewedData,
+    "cart.updated": CartUpdatedData,
+    "checkout.started": CheckoutStartedData,
+    "order.placed": OrderPlacedData,
+    "order.fulfilled": OrderFulfilledData,
+    "product.back_in_stock": ProductBackInStockData,
+    "subscription.changed": SubscriptionChangedData,
+    "page.visited": PageVisitedData,
+}
+"""Event type -> model of its ``data``; ``POST /events`` ignores (and keeps) other types."""
+
+
+def build_data(event_type: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``fields`` as the ``data`` of ``event_type`` (a key of :data:`DATA_MODELS`).
+
+    Known keys are always present (None when optional and unknown), so rules
+    can read ``data["checkout_id"]`` whichever store sent the event.
+
+    Raises:
+        BadPayload: naming ``data.<field>``.
+    """
+    model = DATA_MODELS[event_type]
+    try:
+        return model.model_validate(dict(fields)).model_dump()
+    except ValidationError as error:
+        raise BadPayload(validation_message(error, "data")) from None
+
+
+class GenericCustomer(_Strict):
+    """``customer`` of a generic event; ``id`` is the store's customer id."""
+
+    id: str = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    birthday: str | None = Field(default=None, pattern=r"^(\d{4}-\d{2}-\d{2}|--\d{2}-\d{2})$")
+    consents: dict[str, bool] = Field(default_factory=dict)
+    consent_at: datetime | None = Field(default=None, strict=False)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class GenericEvent(_Strict):
+    """The envelope of ``POST /events``; ``data`` is checked per type afterwards."""
+
+    id: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    occurred_at: datetime = Field(strict=False)
+    customer: GenericCustomer
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def _required_text(obj: Mapping[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        raise BadPayload(f"{key}: Field required")
+    if not isinstance(value, str) or not value:
+        raise BadPayload(f"{key}: Input should be a non-empty string")
+    return value
+
+
+class GenericAdapter:
+    """``POST /events``: a store event already in the generic shape.
+
+    The dedupe key is the event's own ``id``: a store that posts the same
+    event twice (a retry after a timeout) gets ``{"duplicate": true}``.
+    """
+
+    name: ClassVar[str] = "events"
+    path: ClassVar[str] = "/events"
+
+    def __init__(self, secret_key: str, default_country: str) -> None:
+        self._secret = secret_key
+        self._country = default_country
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenericAdapter | None:
+        """None while ``STORE_EVENTS_SECRET`` is unset (the route then answers 503)."""
+        key = secret(settings.store_events_secret)
+        return cls(key, settings.default_country) if key else None
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Check ``X-Signature-256: sha256=<hex>`` over the raw body."""
+        check_signature(self._secret, body, get_header(headers, SIGNATURE_HEADER),
+                        header_name=SIGNATURE_HEADER, encoding="hex")
+
+    def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        """The event ``id``."""
+        return _required_text(load_json_object(body), "id")
+
+    def topic(self, headers: Mapping[str, str], body: bytes) -> str:
+        """The event ``type``."""
+        return _required_text(load_json_object(body), "type")
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> list[StoreEvent] | None:
+        """Validate the body: one :class:`StoreEvent`, or None for a type not handled."""
+        try:
+            envelope = GenericEvent.model_validate(load_json_object(body))
+        except ValidationError as error:
+            raise BadPayload(validation_message(error)) from None
+        if envelope.type not in DATA_MODELS:
+            return None
+        return [self._to_event(envelope)]
+
+    def _to_event(self, envelope: GenericEvent) -> StoreEvent:
+        data = build_data(envelope.type, envelope.data)
+        given = envelope.customer
+        customer = CustomerInfo(
+            **(given.model_extra or {}),
+            id=given.id,
+            phone=normalize_phone(given.phone, self._country),
+            email=normalize_email(given.email),
+            first_name=given.first_name,
+            last_name=given.last_name,
+            locale=given.locale,
+            timezone=given.timezone,
+            birthday=given.birthday,
+            consents=dict(given.consents),
+            consent_at=as_utc(given.consent_at) if given.consent_at else None,
+        )
+        extras = {k: v for k, v in (envelope.model_extra or {}).items() if k != "source"}
+        return StoreEvent(
+            **extras,
+            id=envelope.id,
+            type=envelope.type,
+            occurred_at=as_utc(envelope.occurred_at),
+            customer=customer,
+            data=data,
+            source="generic",
+        )

@@ -1,0 +1,406 @@
+"""Shopify webhooks (``POST /webhooks/shopify``) -> generic store events.
+
+Shopify signs the raw body with the app's client secret
+(``X-Shopify-Hmac-Sha256``, base64 HMAC-SHA256), names the topic in
+``X-Shopify-Topic`` and keeps ``X-Shopify-Webhook-Id`` across retries of one
+delivery, which is therefore the dedupe key.
+
+Topics and what they become (every other topic is ignored: ``parse``
+returns None):
+
+* ``checkouts/create``, ``checkouts/update`` -> ``checkout.started``
+* ``orders/create`` -> ``order.placed``
+* ``orders/fulfilled`` -> ``order.fulfilled``
+* ``customers/create`` -> ``customer.created``
+* ``customers/update`` -> ``customer.updated``
+* ``customers_marketing_consent/update`` -> ``customer.updated`` (SMS consent)
+* ``customers_email_marketing_consent/update`` -> ``customer.updated`` (email consent)
+
+Decisions:
+    * ``checkout_id`` is the checkout's ``token``, not its numeric ``id``:
+      the token is what an order carries back (``checkout_token``), so
+      ``order.placed`` can end the cart flow of exactly that checkout, and
+      it stays the same across ``checkouts/update``.
+    * A checkout already completed (``completed_at`` set) is ignored: its
+      ``orders/create`` follows and must not restart the abandonment timer.
+    * A guest (no ``customer`` object) gets the id
+      ``shopify-guest:<email>`` (or ``shopify-guest:<E.164 phone>`` without
+      an email), built from the normalised value so that the guest's
+      checkout and order land on the same customer. A checkout or order with
+      neither is ignored: there is nobody to write to.
+    * Consent: ``sms_marketing_consent`` -> ``consents["sms"]`` and
+      ``email_marketing_consent`` -> ``consents["email"]``; "subscribed" is
+      True, "unsubscribed", "not_subscribed", "redacted" (and email's
+      "invalid") are False, "pending" or no state gives no entry. SMS consent
+      is for SMS only; WhatsApp consent never comes from Shopify.
+      ``consent_at`` is the SMS consent's ``consent_updated_at`` (the email
+      one's when there is no SMS entry), and ``customer.consent_times`` has
+      each channel's own time; a null ``consent_updated_at`` means "as of
+      ``occurred_at``". Shopify's 2025-01 changelog removes both objects
+      from the customer in webhook payloads in favour of the two consent
+      topics above, so those are handled too, and a checkout's
+      ``buyer_accepts_sms`` / an order's or checkout's
+      ``buyer_accepts_marketing`` count when the customer object has no
+      consent (True only: an unticked box is no opt-out).
+    * ``occurred_at``: ``created_at`` for the create topics, ``updated_at``
+      for update and fulfilled topics (so ``checkouts/update`` restarts the
+      abandonment countdown from the shopper's last activity), falling back
+      to ``X-Shopify-Triggered-At``.
+    * Event ids are ``shopify:<webhook id>``, except that an order is placed
+      and fulfilled once, so those events are ``shopify:order.placed:<id>``
+      and ``shopify:order.fulfilled:<id>`` whatever delivery carried them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from bot.inputs import CustomerInfo, StoreEvent
+from bot.settings import secret
+from store_events.base import (
+    BadPayload,
+    IdStr,
+    ProfileBuilder,
+    as_utc,
+    check_signature,
+    get_header,
+    load_json_object,
+    parse_timestamp,
+    require_header,
+    validation_message,
+)
+from store_events.generic import build_data
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+TOPIC_HEADER = "X-Shopify-Topic"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
+_GRANTED = {"subscribed"}
+_REFUSED = {"unsubscribed", "not_subscribed", "redacted", "invalid"}
+_M = TypeVar("_M", bound="BaseModel")
+
+
+class _Lax(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Consent(_Lax):
+    state: str | None = None
+    consent_updated_at: datetime | None = None
+
+
+class Address(_Lax):
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    country_code: str | None = None
+
+
+class Customer(_Lax):
+    id: IdStr
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    sms_marketing_consent: Consent | None = None
+    email_marketing_consent: Consent | None = None
+    default_address: Address | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class LineItem(_Lax):
+    sku: str | None = None
+    title: str
+    quantity: int
+    price: float
+    product_id: IdStr | None = None
+    variant_id: IdStr | None = None
+
+
+class Purchase(_Lax):
+    """What checkouts and orders share: the buyer and the cart."""
+
+    customer: Customer | None = None
+    email: str | None = None
+    phone: str | None = None
+    customer_locale: str | None = None
+    buyer_accepts_marketing: bool | None = None
+    billing_address: Address | None = None
+    shipping_address: Address | None = None
+    total_price: float
+    currency: str
+    line_items: list[LineItem] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Checkout(Purchase):
+    token: str = Field(min_length=1)
+    abandoned_checkout_url: str
+    completed_at: datetime | None = None
+    sms_marketing_phone: str | None = None
+    buyer_accepts_sms: bool | None = None
+
+
+class Fulfillment(_Lax):
+    tracking_company: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+
+
+class Order(Purchase):
+    id: IdStr
+    name: str | None = None
+    checkout_token: str | None = None
+    order_status_url: str | None = None
+    fulfillments: list[Fulfillment] = Field(default_factory=list)
+
+
+class SmsConsentUpdate(_Lax):
+    id: IdStr = Field(validation_alias=AliasChoices("id", "customer_id"))
+    phone: str | None = None
+    sms_marketing_consent: Consent
+
+
+class EmailConsentUpdate(_Lax):
+    customer_id: IdStr = Field(validation_alias=AliasChoices("customer_id", "id"))
+    email_address: str | None = None
+    email_marketing_consent: Consent
+
+
+def _validate(model: type[_M], payload: dict[str, Any]) -> _M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise BadPayload(validation_message(error)) from None
+
+
+def _consent_value(consent: Consent | None) -> bool | None:
+    state = (consent.state or "").lower() if consent else ""
+    if state in _GRANTED:
+        return True
+    if state in _REFUSED:
+        return False
+    return None
+
+
+def _items(lines: list[LineItem]) -> list[dict[str, Any]]:
+    return [
+        {"sku": line.sku or None, "title": line.title, "quantity": line.quantity,
+         "price": line.price, "product_id": line.product_id, "variant_id": line.variant_id}
+        for line in lines
+    ]
+
+
+def _add_consent(profile: ProfileBuilder, channel: str, consent: Consent | None) -> None:
+    at = consent.consent_updated_at if consent else None
+    profile.set_consent(channel, _consent_value(consent), at)
+
+
+def _add_address(profile: ProfileBuilder, address: Address | None) -> None:
+    if address is not None:
+        profile.add_phone(address.phone, address.country_code)
+        profile.add_names(address.first_name, address.last_name)
+
+
+def _add_customer(profile: ProfileBuilder, customer: Customer | None) -> None:
+    if customer is not None:
+        profile.add_phone(customer.phone)
+        profile.add_email(customer.email)
+        profile.add_names(customer.first_name, customer.last_name)
+        _add_consent(profile, "sms", customer.sms_marketing_consent)
+        _add_consent(profile, "email", customer.email_marketing_consent)
+
+
+class _Context:
+    """The headers one delivery's handlers need."""
+
+    def __init__(self, topic: str, webhook_id: str, triggered_at: str | None) -> None:
+        self.topic = topic
+        self.webhook_id = webhook_id
+        self.triggered_at = triggered_at
+
+    def when(self, *candidates: tuple[str, datetime | None]) -> datetime:
+        """The first payload time given, else ``X-Shopify-Triggered-At``."""
+        for _, value in candidates:
+            if value is not None:
+                return as_utc(value)
+        if self.triggered_at is not None:
+            return parse_timestamp(self.triggered_at, TRIGGERED_AT_HEADER)
+        raise BadPayload(f"{candidates[0][0]}: Field required (and no {TRIGGERED_AT_HEADER})")
+
+
+class ShopifyAdapter:
+    """Shopify's webhooks; see the module docstring for the topic mapping."""
+
+    name: ClassVar[str] = "shopify"
+    path: ClassVar[str] = "/webhooks/shopify"
+
+    def __init__(self, secret_key: str, default_country: str) -> None:
+        self._secret = secret_key
+        self._country = default_country
+        self._handlers: dict[str, Callable[[dict[str, Any], _Context], list[StoreEvent] | None]] = {
+            "checkouts/create": self._checkout,
+            "checkouts/update": self._checkout,
+            "orders/create": self._order_placed,
+            "orders/fulfilled": self._order_fulfilled,
+            "customers/create": self._customer,
+            "customers/update": self._customer,
+            "customers_marketing_consent/update": self._sms_consent,
+            "customers_email_marketing_consent/update": self._email_consent,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ShopifyAdapter | None:
+        """None while ``SHOPIFY_WEBHOOK_SECRET`` is unset (the route then answers 503)."""
+        key = secret(settings.shopify_webhook_secret)
+        return cls(key, settings.default_country) if key else None
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Check ``X-Shopify-Hmac-Sha256`` (base64 HMAC-SHA256 of the raw body)."""
+        check_signature(self._secret, body, get_header(headers, HMAC_HEADER),
+                        header_name=HMAC_HEADER, encoding="base64")
+
+    def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        """``X-Shopify-Webhook-Id``: the same on every retry of one delivery."""
+        return require_header(headers, WEBHOOK_ID_HEADER)
+
+    def topic(self, headers: Mapping[str, str], body: bytes) -> str:
+        """``X-Shopify-Topic``, e.g. "orders/create"."""
+        return require_header(headers, TOPIC_HEADER)
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> list[StoreEvent] | None:
+        """Map the topic's payload onto generic events; None for topics not handled."""
+        topic = self.topic(headers, body)
+        handler = self._handlers.get(topic)
+        if handler is None:
+            return None
+        context = _Context(topic, self.delivery_id(headers, body),
+                           get_header(headers, TRIGGERED_AT_HEADER))
+        return handler(load_json_object(body), context)
+
+    def _event(self, context: _Context, event_type: str, customer: CustomerInfo,
+               data: dict[str, Any], occurred_at: datetime, event_id: str | None = None,
+               ) -> list[StoreEvent]:
+        extra = {"topic": context.topic}  # the store's own name, for inspection
+        return [StoreEvent(
+            **extra, id=event_id or f"shopify:{context.webhook_id}", type=event_type,
+            occurred_at=occurred_at, customer=customer, data=build_data(event_type, data),
+            source="shopify",
+        )]
+
+    def _buyer(self, purchase: Purchase) -> CustomerInfo | None:
+        """The buyer of a checkout or order; a guest id without a customer; None if anonymous."""
+        profile = ProfileBuilder(self._country)
+        _add_customer(profile, purchase.customer)
+        if isinstance(purchase, Checkout):
+            profile.add_phone(purchase.sms_marketing_phone)
+            if purchase.buyer_accepts_sms is True and profile.phone:
+                profile.set_consent("sms", True)
+        profile.add_phone(purchase.phone)
+        profile.add_email(purchase.email)
+        _add_address(profile, purchase.billing_address)
+        _add_address(profile, purchase.shipping_address)
+        if purchase.customer is not None:
+            _add_address(profile, purchase.customer.default_address)
+        if purchase.buyer_accepts_marketing is True and profile.email:
+            profile.set_consent("email", True)
+        if purchase.customer is not None:
+            return profile.build(purchase.customer.id, purchase.customer_locale)
+        guest = profile.guest_id("shopify-guest")
+        return profile.build(guest, purchase.customer_locale) if guest else None
+
+    def _checkout(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent] | None:
+        checkout = _validate(Checkout, payload)
+        if checkout.completed_at is not None:
+            return None
+        customer = self._buyer(checkout)
+        if customer is None:
+            return None
+        if context.topic == "checkouts/create":
+            when = context.when(("created_at", checkout.created_at),
+                                ("updated_at", checkout.updated_at))
+        else:
+            when = context.when(("updated_at", checkout.updated_at),
+                                ("created_at", checkout.created_at))
+        data = {"checkout_id": checkout.token, "recovery_url": checkout.abandoned_checkout_url,
+                "total": checkout.total_price, "currency": checkout.currency,
+                "items": _items(checkout.line_items)}
+        return self._event(context, "checkout.started", customer, data, when)
+
+    def _order(self, payload: dict[str, Any]) -> tuple[Order, CustomerInfo | None]:
+        order = _validate(Order, payload)
+        customer = self._buyer(order)
+        return order, customer
+
+    def _order_placed(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent] | None:
+        order, customer = self._order(payload)
+        if customer is None:
+            return None
+        when = context.when(("created_at", order.created_at), ("updated_at", order.updated_at))
+        data = {"order_id": order.id, "checkout_id": order.checkout_token or None,
+                "order_number": order.name, "total": order.total_price,
+                "currency": order.currency, "items": _items(order.line_items),
+                "status_url": order.order_status_url}
+        return self._event(context, "order.placed", customer, data, when,
+                           f"shopify:order.placed:{order.id}")
+
+    def _order_fulfilled(self, payload: dict[str, Any], context: _Context,
+                         ) -> list[StoreEvent] | None:
+        order, customer = self._order(payload)
+        if customer is None:
+            return None
+        when = context.when(("updated_at", order.updated_at), ("created_at", order.created_at))
+        shipped = next((f for f in reversed(order.fulfillments) if f.tracking_number
+                        or f.tracking_url), Fulfillment())
+        data = {"order_id": order.id, "order_number": order.name,
+                "tracking_company": shipped.tracking_company,
+                "tracking_number": shipped.tracking_number,
+                "tracking_url": shipped.tracking_url, "status_url": order.order_status_url}
+        return self._event(context, "order.fulfilled", customer, data, when,
+                           f"shopify:order.fulfilled:{order.id}")
+
+    def _customer(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent]:
+        customer = _validate(Customer, payload)
+        profile = ProfileBuilder(self._country)
+        _add_customer(profile, customer)
+        _add_address(profile, customer.default_address)
+        info = profile.build(customer.id, customer.locale)
+        if context.topic == "customers/create":
+            event_type = "customer.created"
+            when = context.when(("created_at", customer.created_at),
+                                ("updated_at", customer.updated_at))
+        else:
+            event_type = "customer.updated"
+            when = context.when(("updated_at", customer.updated_at),
+                                ("created_at", customer.created_at))
+        return self._event(context, event_type, info, {}, when)
+
+    def _sms_consent(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent]:
+        update = _validate(SmsConsentUpdate, payload)
+        profile = ProfileBuilder(self._country)
+        profile.add_phone(update.phone)
+        _add_consent(profile, "sms", update.sms_marketing_consent)
+        info = profile.build(update.id, None)
+        when = context.when(("sms_marketing_consent.consent_updated_at",
+                             update.sms_marketing_consent.consent_updated_at))
+        return self._event(context, "customer.updated", info, {}, when)
+
+    def _email_consent(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent]:
+        update = _validate(EmailConsentUpdate, payload)
+        profile = ProfileBuilder(self._country)
+        profile.add_email(update.email_address)
+        _add_consent(profile, "email", update.email_marketing_consent)
+        info = profile.build(update.customer_id, None)
+        when = context.when(("email_marketing_consent.consent_updated_at",
+                             update.email_marketing_consent.consent_updated_at))
+        return self._event(context, "customer.updated", info, {}, when)

@@ -1,0 +1,276 @@
+"""WooCommerce webhooks (``POST /webhooks/woocommerce``) -> generic store events.
+
+WooCommerce signs the raw body with the webhook's secret
+(``X-WC-Webhook-Signature``, base64 HMAC-SHA256), names the topic in
+``X-WC-Webhook-Topic`` and gives each delivery an
+``X-WC-Webhook-Delivery-ID``, the dedupe key. Payloads are the REST API
+(``wc/v3``) representation of the order or customer.
+
+Topics and what they become:
+
+=============================  ==============================================
+``order.created``              ``order.placed``
+``order.updated``              ``order.fulfilled`` when status is "completed";
+                               any other status is ignored
+``customer.created``           ``customer.created``
+``customer.updated``           ``customer.updated``
+=============================  ==============================================
+
+Every other topic is ignored (``parse`` returns None).
+
+Decisions:
+    * The ping WooCommerce sends when a webhook is saved (a form body
+      ``webhook_id=N``, with no signature, topic or delivery headers) is not
+      an error: ``verify`` lets exactly that body through unsigned (it
+      carries no data), ``delivery_id`` is ``ping:<N>``, ``topic`` is
+      "ping" and ``parse`` ignores it. Otherwise WooCommerce would report the
+      delivery URL as failing.
+    * ``checkout_id`` of ``order.placed`` is the order's ``cart_hash``: it
+      is the one id that exists before the order does (WooCommerce computes
+      it from the cart in the session), so a store plugin that posts
+      ``checkout.started`` to ``POST /events`` with the cart hash as
+      ``checkout_id`` has its cart flow ended by the order. The
+      ``order_key`` only exists once the order does; it is kept in ``data``.
+      Orders made in the admin have no cart hash: ``checkout_id`` is None.
+    * Customer id: ``str(customer_id)`` when it is > 0, else
+      ``woocommerce-guest:<billing email>`` (``woocommerce-guest:<E.164
+      phone>`` without an email); an order with neither is ignored.
+    * Consent: WooCommerce core has no per-channel marketing consent, so
+      ``consents`` stays empty; consent has to come from a generic event or
+      from the customer opting in.
+    * Phones are read with the billing (or shipping) country as the region,
+      so a national number typed in a foreign address still parses.
+    * ``occurred_at`` comes from the payload's ``*_gmt`` dates (UTC without
+      an offset): created for the create topics, completed (else modified)
+      for a fulfilled order, modified for ``customer.updated``.
+    * Event ids are ``woocommerce:<delivery id>``, except that an order is
+      placed and fulfilled once: ``woocommerce:order.placed:<id>`` and
+      ``woocommerce:order.fulfilled:<id>``. WooCommerce sends
+      ``order.updated`` on every later edit of a completed order; those
+      repeat the same event id instead of announcing the shipment again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.inputs import CustomerInfo, StoreEvent
+from bot.settings import secret
+from store_events.base import (
+    BadPayload,
+    IdStr,
+    ProfileBuilder,
+    as_utc,
+    check_signature,
+    get_header,
+    load_json_object,
+    require_header,
+    validation_message,
+)
+from store_events.generic import build_data
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+TOPIC_HEADER = "X-WC-Webhook-Topic"
+DELIVERY_HEADER = "X-WC-Webhook-Delivery-ID"
+_PING = re.compile(rb"^\s*webhook_id=(\d{1,20})\s*$")
+
+
+class _Lax(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Address(_Lax):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    country: str | None = None
+
+
+class LineItem(_Lax):
+    name: str
+    quantity: int
+    price: float
+    sku: str | None = None
+    product_id: IdStr | None = None
+    variation_id: IdStr | None = None
+
+
+class Order(_Lax):
+    id: IdStr
+    number: IdStr | None = None
+    order_key: str | None = None
+    status: str
+    currency: str
+    total: float
+    customer_id: int = 0
+    cart_hash: str | None = None
+    billing: Address = Field(default_factory=Address)
+    shipping: Address = Field(default_factory=Address)
+    line_items: list[LineItem] = Field(default_factory=list)
+    date_created_gmt: datetime | None = None
+    date_modified_gmt: datetime | None = None
+    date_completed_gmt: datetime | None = None
+
+
+class Customer(_Lax):
+    id: IdStr
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    billing: Address = Field(default_factory=Address)
+    shipping: Address = Field(default_factory=Address)
+    date_created_gmt: datetime | None = None
+    date_modified_gmt: datetime | None = None
+
+
+def _ping_id(body: bytes) -> str | None:
+    match = _PING.match(body)
+    return match.group(1).decode() if match else None
+
+
+def _load(model: type[Order] | type[Customer], body: bytes) -> Any:
+    try:
+        return model.model_validate(load_json_object(body))
+    except ValidationError as error:
+        raise BadPayload(validation_message(error)) from None
+
+
+def _when(*candidates: tuple[str, datetime | None]) -> datetime:
+    for _, value in candidates:
+        if value is not None:
+            return as_utc(value)
+    raise BadPayload(f"{candidates[0][0]}: Field required")
+
+
+def _items(order: Order) -> list[dict[str, Any]]:
+    return [
+        {"sku": line.sku or None, "title": line.name, "quantity": line.quantity,
+         "price": line.price, "product_id": line.product_id,
+         "variant_id": line.variation_id if line.variation_id not in (None, "0") else None}
+        for line in order.line_items
+    ]
+
+
+class WooCommerceAdapter:
+    """WooCommerce's webhooks; see the module docstring for the topic mapping."""
+
+    name: ClassVar[str] = "woocommerce"
+    path: ClassVar[str] = "/webhooks/woocommerce"
+
+    def __init__(self, secret_key: str, default_country: str) -> None:
+        self._secret = secret_key
+        self._country = default_country
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WooCommerceAdapter | None:
+        """None while ``WOOCOMMERCE_WEBHOOK_SECRET`` is unset (the route then answers 503)."""
+        key = secret(settings.woocommerce_webhook_secret)
+        return cls(key, settings.default_country) if key else None
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Check ``X-WC-Webhook-Signature``; an unsigned ping body alone is let through."""
+        signature = get_header(headers, SIGNATURE_HEADER)
+        if signature is None and _ping_id(body) is not None:
+            return
+        check_signature(self._secret, body, signature, header_name=SIGNATURE_HEADER,
+                        encoding="base64")
+
+    def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        """``X-WC-Webhook-Delivery-ID``; ``ping:<webhook id>`` for the ping."""
+        ping = _ping_id(body)
+        if ping is not None and get_header(headers, DELIVERY_HEADER) is None:
+            return f"ping:{ping}"
+        return require_header(headers, DELIVERY_HEADER)
+
+    def topic(self, headers: Mapping[str, str], body: bytes) -> str:
+        """``X-WC-Webhook-Topic``, e.g. "order.created"; "ping" for the ping."""
+        topic = get_header(headers, TOPIC_HEADER)
+        if topic is None and _ping_id(body) is not None:
+            return "ping"
+        return require_header(headers, TOPIC_HEADER)
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> list[StoreEvent] | None:
+        """Map the topic's payload onto generic events; None for the ping and other topics."""
+        if _ping_id(body) is not None:
+            return None
+        topic = self.topic(headers, body)
+        if topic == "order.created":
+            return self._order_placed(_load(Order, body), topic)
+        if topic == "order.updated":
+            return self._order_fulfilled(_load(Order, body), topic)
+        if topic in ("customer.created", "customer.updated"):
+            event_id = f"woocommerce:{self.delivery_id(headers, body)}"
+            return self._customer(_load(Customer, body), topic, event_id)
+        return None
+
+    def _buyer(self, order: Order) -> CustomerInfo | None:
+        profile = ProfileBuilder(self._country)
+        profile.add_email(order.billing.email)
+        profile.add_phone(order.billing.phone, order.billing.country)
+        profile.add_phone(order.shipping.phone, order.shipping.country)
+        profile.add_names(order.billing.first_name, order.billing.last_name)
+        profile.add_names(order.shipping.first_name, order.shipping.last_name)
+        customer_id = str(order.customer_id) if order.customer_id > 0 else None
+        customer_id = customer_id or profile.guest_id("woocommerce-guest")
+        return profile.build(customer_id) if customer_id else None
+
+    @staticmethod
+    def _event(event_id: str, event_type: str, customer: CustomerInfo, data: dict[str, Any],
+               occurred_at: datetime, topic: str) -> list[StoreEvent]:
+        extra = {"topic": topic}  # the store's own name, for inspection
+        return [StoreEvent(
+            **extra, id=event_id, type=event_type, occurred_at=occurred_at, customer=customer,
+            data=build_data(event_type, data), source="woocommerce",
+        )]
+
+    def _order_placed(self, order: Order, topic: str) -> list[StoreEvent] | None:
+        customer = self._buyer(order)
+        if customer is None:
+            return None
+        when = _when(("date_created_gmt", order.date_created_gmt),
+                     ("date_modified_gmt", order.date_modified_gmt))
+        data = {"order_id": order.id, "checkout_id": order.cart_hash or None,
+                "order_key": order.order_key, "order_number": order.number,
+                "status": order.status, "total": order.total, "currency": order.currency,
+                "items": _items(order)}
+        return self._event(f"woocommerce:order.placed:{order.id}", "order.placed", customer,
+                           data, when, topic)
+
+    def _order_fulfilled(self, order: Order, topic: str) -> list[StoreEvent] | None:
+        if order.status != "completed":
+            return None
+        customer = self._buyer(order)
+        if customer is None:
+            return None
+        when = _when(("date_completed_gmt", order.date_completed_gmt),
+                     ("date_modified_gmt", order.date_modified_gmt))
+        data = {"order_id": order.id, "order_number": order.number, "order_key": order.order_key}
+        return self._event(f"woocommerce:order.fulfilled:{order.id}", "order.fulfilled",
+                           customer, data, when, topic)
+
+    def _customer(self, customer: Customer, topic: str, event_id: str) -> list[StoreEvent]:
+        profile = ProfileBuilder(self._country)
+        profile.add_email(customer.email)
+        profile.add_email(customer.billing.email)
+        profile.add_phone(customer.billing.phone, customer.billing.country)
+        profile.add_phone(customer.shipping.phone, customer.shipping.country)
+        profile.add_names(customer.first_name, customer.last_name)
+        profile.add_names(customer.billing.first_name, customer.billing.last_name)
+        if topic == "customer.created":
+            event_type = "customer.created"
+            when = _when(("date_created_gmt", customer.date_created_gmt),
+                         ("date_modified_gmt", customer.date_modified_gmt))
+        else:
+            event_type = "customer.updated"
+            when = _when(("date_modified_gmt", customer.date_modified_gmt),
+                         ("date_created_gmt", customer.date_created_gmt))
+        return self._event(event_id, event_type, profile.build(customer.id), {}, when, topic)

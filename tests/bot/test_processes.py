@@ -1,0 +1,127 @@
+"""Real server processes: a kill -9 between scheduling and firing; two workers on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.fakes.twilio import FakeTwilio
+from tests.support.app import ADMIN_TOKEN, EVENTS_SECRET
+from tests.support.process import ServerProcess, wait_until
+from tests.support.store_signing import events_headers
+
+pytestmark = pytest.mark.slow
+
+
+def server_env(twilio: FakeTwilio, **extra: str) -> dict[str, str]:
+    return {
+        "ADMIN_TOKEN": ADMIN_TOKEN, "STORE_EVENTS_SECRET": EVENTS_SECRET,
+        "FLOWS_PACKAGE": "tests.support.process_rules",
+        "TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_FROM": "+15005550006", "TWILIO_API_URL": twilio.url, "SMS_RATE": "0",
+        "LOG_LEVEL": "WARNING", **extra,
+    }
+
+
+def created(n: int, delay: float) -> bytes:
+    return json.dumps({
+        "id": f"evt_{n}", "type": "customer.created", "occurred_at": "2026-11-24T10:00:00Z",
+        "customer": {"id": f"cus_{n}", "phone": f"+54911{n:08d}"},
+        "data": {"delay": delay, "n": n},
+    }).encode()
+
+
+async def advance(server: ServerProcess, seconds: float) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+            server.url + "/admin/clock/advance", json={"seconds": seconds},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as response:
+        assert response.status == 200, await response.text()
+
+
+def processes_using(path: Path) -> list[int]:
+    """Pids whose command line names ``path`` (the embedded database of a server)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(path) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def test_kill_9_after_scheduling_a_wait_fires_it_once_after_restart(tmp_path: Path) -> None:
+    async with FakeTwilio() as twilio:
+        env = server_env(twilio, CLOCK="virtual", DATA_DIR=str(tmp_path))
+        server = ServerProcess(env, tmp_path / "server.log")
+        server.env.pop("MONGODB_URI", None)
+        await server.start()
+        body = created(1, delay=3600)
+        status, _ = await server.post("/events", body, events_headers(EVENTS_SECRET, body))
+        assert status == 202
+        await advance(server, 0)  # decided and committed: the wait is in the database
+        server.kill9()
+        await wait_until(lambda: not processes_using(tmp_path / "db"), 30,
+                         "the embedded database to exit after its parent was killed")
+        assert twilio.requests == []
+
+        restarted = ServerProcess(env, tmp_path / "server.log")
+        restarted.env.pop("MONGODB_URI", None)
+        await restarted.start()
+        try:
+            await advance(restarted, 3700)
+            await advance(restarted, 86400)
+        finally:
+            restarted.stop()
+        sent = [r.form for r in twilio.requests if r.form]
+        assert [m["Body"] for m in sent] == ["ping 1"]
+        assert not processes_using(tmp_path / "db")
+
+
+async def test_two_workers_fire_200_waits_once_each(mongo_uri: str, db_name: str,
+                                                    tmp_path: Path) -> None:
+    async with FakeTwilio() as twilio:
+        env = server_env(twilio, CLOCK="system", MONGODB_URI=mongo_uri, MONGODB_DB=db_name)
+        workers = [ServerProcess(env, tmp_path / f"worker{i}.log") for i in range(2)]
+        await asyncio.gather(*(w.start() for w in workers))
+        try:
+            async def post(n: int) -> None:
+                body = created(n, delay=3)
+                status, _ = await workers[n % 2].post("/events", body,
+                                                      events_headers(EVENTS_SECRET, body))
+                assert status == 202
+
+            for start in range(0, 200, 50):
+                await asyncio.gather(*(post(n) for n in range(start, start + 50)))
+            await wait_until(lambda: len(twilio.requests) >= 200, 90, "200 messages")
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+            database = client[db_name]
+
+            async def settled() -> bool:
+                pending = await database.customers.count_documents(
+                    {"next_due": {"$lte": datetime.now(UTC)}})
+                queued = await database.messages.count_documents({"outbox": True})
+                return pending == 0 and queued == 0
+
+            for _ in range(200):
+                if await settled():
+                    break
+                await asyncio.sleep(0.05)
+            sent = await database.messages.count_documents({"direction": "out",
+                                                            "status": "sent"})
+            await client.close()
+        finally:
+            for worker in workers:
+                worker.stop()
+        bodies = sorted(r.form["Body"] for r in twilio.requests if r.form)
+        assert len(bodies) == 200
+        assert bodies == sorted(f"ping {n}" for n in range(200))
+        assert sent == 200
