@@ -11,9 +11,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def to_millis(moment: datetime) -> datetime:
+    """``moment`` truncated to the millisecond, as MongoDB stores times.
+
+    Every time the service compares with a stored one must have the same
+    precision, or a due time read back from the database can sit a few
+    microseconds before the instant it stands for.
+    """
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def utcnow() -> datetime:
-    """Wall-clock time, timezone-aware UTC."""
-    return datetime.now(UTC)
+    """Wall-clock time, timezone-aware UTC, to the millisecond."""
+    return to_millis(datetime.now(UTC))
 
 
 class Clock(Protocol):
@@ -41,7 +51,7 @@ class VirtualClock:
     virtual = True
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = (start or utcnow()).astimezone(UTC)
+        self._now = to_millis((start or utcnow()).astimezone(UTC))
 
     def now(self) -> datetime:
         return self._now
@@ -50,12 +60,12 @@ class VirtualClock:
         """Move forward by ``seconds`` (>= 0) and return the new time."""
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
-        self._now += timedelta(seconds=seconds)
+        self._now = to_millis(self._now + timedelta(seconds=seconds))
         return self._now
 
     def move_to(self, when: datetime) -> datetime:
         """Move forward to ``when``; an earlier time leaves the clock where it is."""
-        self._now = max(self._now, when.astimezone(UTC))
+        self._now = max(self._now, to_millis(when.astimezone(UTC)))
         return self._now
 
 

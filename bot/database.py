@@ -2,7 +2,10 @@
 
 PyMongo's own async API (``AsyncMongoClient``) is used, not Motor, which
 MongoDB deprecated in its favour. Every query the service makes has an index
-here: the embedded server scans a whole collection for an unindexed filter.
+here. The embedded server uses an index only when a filter names exactly the
+indexed fields (an ``_id`` plus any other condition scans the collection), so
+conditional writes filter on ``_id`` alone and put their condition inside a
+pipeline update (``$cond``), which a real MongoDB runs the same way.
 
 Collections (each document's shape is described where it is written):
 - ``customers``: one document per customer: profile, identity keys,
@@ -49,6 +52,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], name="timeline"),
         IndexModel([("provider_id", ASCENDING)], name="provider_id", sparse=True),
         IndexModel([("outbox", ASCENDING), ("due_at", ASCENDING)], name="outbox", sparse=True),
+        IndexModel([("claim.token", ASCENDING)], name="claim_token", sparse=True),
     ],
     "conversations": [
         IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),

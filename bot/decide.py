@@ -77,6 +77,23 @@ class DecisionContext:
     flow_settings: dict[str, Any] = field(default_factory=dict)
 
 
+def typed_choice(text: str, choices: list[list[str]]) -> str | None:
+    """The choice a typed reply names: its number ("2"), id or title, accents and case ignored.
+
+    On SMS choices are numbered lines, and on any channel people type "si"
+    instead of tapping "Sí"; both should count as the choice.
+    """
+    typed = keywords.normalize(text)
+    if not typed or not choices:
+        return None
+    if typed.isdigit() and 1 <= int(typed) <= len(choices):
+        return choices[int(typed) - 1][0]
+    for choice_id, title in choices:
+        if typed in (keywords.normalize(choice_id), keywords.normalize(title)):
+            return choice_id
+    return None
+
+
 def consent_time(info: CustomerInfo, channel: str) -> datetime | None:
     """When the store says consent on ``channel`` was given (per channel when it knows)."""
     per_channel = getattr(info, "consent_times", None) or {}
@@ -103,7 +120,7 @@ class Decider:
 
     def apply_input(self, doc: Doc, item: Doc, now: datetime) -> Outcome:
         """Decide one inbox item (store event, customer message, agent action)."""
-        session = _Session(self.ctx, doc, now, seq_base=item.get("seq", 0))
+        session = _Session(self.ctx, doc, now)
         kind = item["kind"]
         if kind == "event":
             session.store_event(StoreEvent.model_validate(item["payload"]))
@@ -121,7 +138,7 @@ class Decider:
 
     def fire_due(self, doc: Doc, now: datetime) -> Outcome:
         """Fire every wait of the customer that is due at ``now``, in due order."""
-        session = _Session(self.ctx, doc, now, seq_base=int(now.timestamp() * 1e6) * 1000)
+        session = _Session(self.ctx, doc, now)
         for wait in waits.take_due(doc, now):
             session.out.fired += 1
             session.fire(wait)
@@ -131,16 +148,18 @@ class Decider:
 class _Session:
     """The working state of one decision."""
 
-    def __init__(self, ctx: DecisionContext, doc: Doc, now: datetime, seq_base: int) -> None:
+    def __init__(self, ctx: DecisionContext, doc: Doc, now: datetime) -> None:
         self.ctx = ctx
         self.doc = doc
         self.now = now
-        self.seq = seq_base
+        # Timeline order: the service clock, never behind the customer's last message.
+        self.seq = max(doc.get("last_seq", 0), int(now.timestamp() * 1e6) * 1000)
         self.out = Outcome()
         self.origin: str | None = None  # the channel the customer just wrote on
 
     def next_seq(self) -> int:
         self.seq += 1
+        self.doc["last_seq"] = self.seq
         return self.seq
 
     # ------------------------------------------------------------------ inputs
@@ -148,6 +167,12 @@ class _Session:
     def store_event(self, event: StoreEvent) -> None:
         info = event.customer
         merge_profile(self.doc, info)
+        # The store's latest phone and email are the ones we use (older ones
+        # stay as identity keys, so messages from them still find the customer).
+        for name in ("phone", "email"):
+            value = getattr(info, name)
+            if value and f"{name}:{value}" in self.doc.get("keys", []):
+                self.doc[name] = value
         source = f"{event.source}:{event.type}"
         for channel, granted in info.consents.items():
             record_consent(self.doc, channel, "granted" if granted else "revoked", source,
@@ -185,9 +210,10 @@ class _Session:
         if conversation["status"] in ("agent", "needs_agent"):
             return  # a person has it: recorded, not answered by the bot
         question = doc.get("question") or {}
+        choice = message.choice_id or typed_choice(message.text, question.get("choices") or [])
         self.dispatch([{
             "type": "message", "channel": channel, "kind": message.kind,
-            "text": message.text, "choice": message.choice_id or "",
+            "text": message.text, "choice": choice or "",
             "question": question.get("name", ""), "message_id": message.provider_id,
         }])
 
@@ -198,6 +224,9 @@ class _Session:
             self.system_send(input_id, keywords.localized(keywords.HELP_TEXT, locale), channel)
         elif keyword == "start":
             record_consent(self.doc, channel, "granted", source, self.now, self.now)
+            tags = self.doc.get("tags", [])
+            if "marketing_paused" in tags:
+                tags.remove("marketing_paused")
             self.system_send(input_id, keywords.localized(keywords.STARTED_TEXT, locale), channel)
         elif channel == "sms" or not self.handled_by_flow("optout.requested"):
             # Carriers require SMS opt-out at once, with one confirmation.
@@ -261,11 +290,12 @@ class _Session:
             if run is None or run["run"] != wait.get("run"):
                 return  # the run it belonged to has ended
             if event.get("type") == "timeout":
+                # The wait is replaced when the flow asks again and cancelled when
+                # the question is answered, so a timeout that fires is still owed
+                # to its run, even if another flow's question has displaced it.
                 question = self.doc.get("question") or {}
-                if question.get("run") != wait["run"] or question.get("name") != event.get(
-                        "question"):
-                    return
-                self.doc["question"] = None
+                if question.get("run") == wait["run"]:
+                    self.doc["question"] = None
             self.dispatch([{**event, "_flow": flow_name}])
             return
         if event.get("type") == "agent.idle_release":
@@ -440,7 +470,8 @@ class _Session:
         conversation = self.doc.setdefault("conversations", {}).setdefault(
             channel, {"status": "bot", "agent": None, "handoff_reason": None})
         if conversation["status"] != "agent":
-            conversation.update(status="needs_agent", handoff_reason=reason)
+            conversation.update(status="needs_agent", handoff_reason=reason,
+                                handoff_seq=self.seq)
         self.out.channels.add(channel)
 
     def send(self, flow: Flow, run: Doc, command: cmd.Send) -> None:
@@ -469,7 +500,8 @@ class _Session:
         if command.question is not None:
             self.doc["question"] = {"flow": flow.name, "run": run["run"],
                                     "name": command.question, "channel": message["channel"],
-                                    "asked_at": self.now, "message_id": message["_id"]}
+                                    "asked_at": self.now, "message_id": message["_id"],
+                                    "choices": [list(choice) for choice in command.choices]}
             if command.timeout is not None:
                 waits.schedule(self.doc, f"q:{flow.name}",
                                self.now + timedelta(seconds=command.timeout),

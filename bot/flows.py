@@ -33,8 +33,10 @@ class Flow:
         reentry_after: seconds before a customer may start the flow again
             after a run ended; None means never again, 0 means at once.
         marketing: whether its messages need marketing consent.
-        templates: step name -> (template name, parameter names) used when a
-            free-form WhatsApp message is outside the 24-hour window.
+        templates: step name -> approved template name, used (without
+            parameters) when a step's free-form WhatsApp message falls outside
+            the 24-hour window; a step that needs parameters passes
+            ``template=(name, [params])`` to ``send``/``ask`` instead.
         receives_messages: whether an active run gets the customer's messages
             that answer no pending question (e.g. a chat).
     """

@@ -29,13 +29,13 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from bot.clock import Clock
+from bot.clock import Clock, to_millis
 from bot.customers import has_consent
 from bot.database import Database
 from bot.inbox import make_item
 from bot.metrics import Metrics
 from bot.outbound import in_window
-from bot.pacing import Pacer
+from bot.pacing import RESOLUTION, Pacer
 from channels.base import Channel, Choice, OutboundMessage, TemplateRef
 from channels.errors import PermanentSendError, RateLimited, SendError, TransientSendError
 
@@ -84,11 +84,13 @@ class OutboxSender:
         if not free:
             return len(lost)
         token = uuid.uuid4().hex
+        # Conditions inside a pipeline, filter on _id alone (see Processor.lease).
+        claimable = {"$and": [{"$eq": ["$outbox", True]}, {"$or": [
+            {"$eq": [{"$ifNull": ["$claim", None]}, None]}, {"$lt": ["$claim.until", wall]}]}]}
+        claim = {"token": token, "until": wall + timedelta(seconds=CLAIM_SECONDS)}
         await self.db.messages.update_many(
-            {"_id": {"$in": free}, "outbox": True,
-             "$or": [{"claim": None}, {"claim.until": {"$lt": wall}}]},
-            {"$set": {"claim": {"token": token,
-                                "until": wall + timedelta(seconds=CLAIM_SECONDS)}}})
+            {"_id": {"$in": free}},
+            [{"$set": {"claim": {"$cond": [claimable, {"$literal": claim}, "$claim"]}}}])
         claimed = await self.db.messages.find({"claim.token": token}).sort("seq", 1).to_list(None)
         customers = {doc["_id"]: doc async for doc in self.db.customers.find(
             {"_id": {"$in": list({m["customer_id"] for m in claimed})}}, CUSTOMER_FIELDS)}
@@ -127,8 +129,8 @@ class OutboxSender:
                 now = self.clock.now()
                 delay = pacer.delay(now)
             if delay > 0:  # virtual time: the rest waits until the clock gets there
-                operations += [self._defer(m, now + timedelta(seconds=delay))
-                               for m in messages[index:]]
+                resume = to_millis(now + timedelta(seconds=delay + RESOLUTION))
+                operations += [self._defer(m, resume) for m in messages[index:]]
                 break
             chunk.append((message, verdict))
             if len(chunk) >= CHUNK:
@@ -150,9 +152,13 @@ class OutboxSender:
         name = message["channel"]
         if message.get("marketing") and not has_consent(customer, name):
             return f"no marketing consent on {name} at send time"
-        status = customer.get("conversations", {}).get(name, {}).get("status")
-        if message.get("agent") is None and status in ("agent", "needs_agent") and message.get(
-                "flow"):
+        conversation = customer.get("conversations", {}).get(name, {})
+        if message.get("agent") is None and message.get("flow") and (
+                conversation.get("status") == "agent"
+                or (conversation.get("status") == "needs_agent"
+                    and message["seq"] > conversation.get("handoff_seq", 0))):
+            # A flow's message written before it asked for a person (e.g. "someone
+            # will answer you shortly") still goes out; later ones wait for the agent.
             return "an agent has the conversation"
         template = message.get("template")
         if name == "whatsapp" and template is None and not in_window(customer, name, now):

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.clock import to_millis
+
+RESOLUTION = 0.001  # stored times have millisecond precision; never ask for less
+
 
 class Pacer:
     """A token bucket for one sender."""
@@ -24,7 +28,7 @@ class Pacer:
     def delay(self, now: datetime, cost: float = 1.0) -> float:
         """Seconds to wait before a send costing ``cost``; takes the tokens when 0."""
         if self.paused_until is not None and now < self.paused_until:
-            return (self.paused_until - now).total_seconds()
+            return max((self.paused_until - now).total_seconds(), RESOLUTION)
         if self.rate <= 0:
             return 0.0
         if self.updated is not None:
@@ -34,10 +38,10 @@ class Pacer:
         if self.tokens >= cost:
             self.tokens -= cost
             return 0.0
-        return (cost - self.tokens) / self.rate
+        return max((cost - self.tokens) / self.rate, RESOLUTION)
 
     def pause(self, now: datetime, seconds: float) -> None:
         """Hold every send until ``now + seconds`` (a provider's 429)."""
-        until = now + timedelta(seconds=seconds)
+        until = to_millis(now + timedelta(seconds=seconds))
         if self.paused_until is None or until > self.paused_until:
             self.paused_until = until

@@ -169,14 +169,32 @@ class Processor:
             self.key_cache.popitem(last=False)
 
     async def lease(self, customer_id: str) -> Doc | None:
-        """Take the customer's lease and read the document, in one round trip."""
+        """Take the customer's lease and read the document, in one round trip.
+
+        The filter is the ``_id`` alone and the condition (free, or expired)
+        is inside a pipeline update: the embedded server uses an index only
+        for a filter on exactly the indexed fields, so ``{_id, lease...}``
+        would scan the collection.
+        """
         wall = datetime.now(UTC)
-        return await self.db.customers.find_one_and_update(
-            {"_id": customer_id, "$or": [{"lease": None}, {"lease.until": {"$lt": wall}}]},
-            {"$set": {"lease": {"owner": self.owner,
-                                "until": wall + timedelta(seconds=LEASE_SECONDS)}}},
+        token = uuid.uuid4().hex
+        lease = {"owner": self.owner, "token": token,
+                 "until": wall + timedelta(seconds=LEASE_SECONDS)}
+        free = {"$or": [{"$eq": [{"$ifNull": ["$lease", None]}, None]},
+                        {"$lt": ["$lease.until", wall]}]}
+        doc = await self.db.customers.find_one_and_update(
+            {"_id": customer_id},
+            [{"$set": {"lease": {"$cond": [free, {"$literal": lease}, "$lease"]}}}],
             return_document=ReturnDocument.AFTER,
         )
+        if doc is None or (doc.get("lease") or {}).get("token") != token:
+            return None
+        return doc
+
+    async def release(self, customer_id: str, token: str) -> None:
+        """Give the lease back without writing (the decision failed)."""
+        await self.db.customers.update_one({"_id": customer_id}, [{"$set": {"lease": {
+            "$cond": [{"$eq": ["$lease.token", token]}, "$$REMOVE", "$lease"]}}}])
 
     async def process_customer(self, customer_id: str, items: list[Doc],
                                result: BatchResult) -> None:
@@ -184,34 +202,17 @@ class Processor:
         doc = await self.lease(customer_id)
         if doc is None:
             return  # another worker has this customer now; the items stay pending
-        doc.pop("lease", None)
-        outcome = Outcome()
+        token = doc.pop("lease")["token"]
+        try:
+            done, failed, outcome = self.decide_all(doc, items)
+            await self.commit(doc, outcome, token)
+        except Exception:
+            await self.release(customer_id, token)
+            raise
+        # Only now, with the decision committed, may the inputs count as done.
+        result.done += done
+        result.failed.update(failed)
         now = self.clock.now()
-        done = set(doc.get("done_inputs", []))
-        for item in sorted(items, key=lambda i: i["seq"]):
-            if item["_id"] in done:
-                result.done.append(item["_id"])
-                continue
-            before = copy.deepcopy(doc)
-            try:
-                add_keys(doc, [k for k in item["keys"] if not k.startswith("id:")])
-                outcome.extend(self.decider.apply_input(doc, item, now))
-                result.done.append(item["_id"])
-                self.metrics.decisions.labels("ok").inc()
-            except (RuleError, ValidationError, ValueError, KeyError, RuntimeError) as exc:
-                doc = before
-                log.warning("input %s failed: %s", item["_id"], exc)
-                result.failed[item["_id"]] = str(exc)[:2000]
-                self.metrics.decisions.labels("failed").inc()
-        if doc.get("next_due") is not None and doc["next_due"] <= now:
-            before = copy.deepcopy(doc)
-            try:
-                outcome.extend(self.decider.fire_due(doc, now))
-            except (RuleError, ValueError, KeyError, RuntimeError) as exc:
-                log.warning("waits of %s failed: %s", customer_id, exc)
-                doc = before
-                waits.take_due(doc, now)  # drop them, so they do not fail forever
-        await self.commit(doc, outcome)
         result.processed += len(items) + outcome.fired
         self.metrics.waits_fired.inc(outcome.fired)
         for flow, step in outcome.steps:
@@ -220,17 +221,86 @@ class Processor:
             result.conversations[(doc["_id"], channel)] = self.conversation_summary(
                 doc, channel, outcome, now)
 
-    async def commit(self, doc: Doc, outcome: Outcome) -> None:
-        """Messages first (idempotent ids), then the state, conditional on our lease."""
+    def decide_all(self, doc: Doc, items: list[Doc]) -> tuple[list[str], dict[str, str], Outcome]:
+        """Decide the inputs in arrival order, then the due waits (pure, in memory)."""
+        outcome = Outcome()
+        now = self.clock.now()
+        already = set(doc.get("done_inputs", []))
+        done: list[str] = []
+        failed: dict[str, str] = {}
+        for item in sorted(items, key=lambda i: i["seq"]):
+            if item["_id"] in already:
+                done.append(item["_id"])
+                continue
+            before = copy.deepcopy(doc)
+            try:
+                add_keys(doc, [k for k in item["keys"] if not k.startswith("id:")])
+                outcome.extend(self.decider.apply_input(doc, item, now))
+                done.append(item["_id"])
+                self.metrics.decisions.labels("ok").inc()
+            except (RuleError, ValidationError, ValueError, KeyError, RuntimeError) as exc:
+                doc.clear()
+                doc.update(before)
+                log.warning("input %s failed: %s", item["_id"], exc)
+                failed[item["_id"]] = str(exc)[:2000]
+                self.metrics.decisions.labels("failed").inc()
+        if doc.get("next_due") is not None and doc["next_due"] <= now:
+            before = copy.deepcopy(doc)
+            try:
+                outcome.extend(self.decider.fire_due(doc, now))
+            except (RuleError, ValueError, KeyError, RuntimeError) as exc:
+                log.warning("waits of %s failed: %s", doc["_id"], exc)
+                doc.clear()
+                doc.update(before)
+                waits.take_due(doc, now)  # drop them, so they do not fail forever
+        return done, failed, outcome
+
+    async def commit(self, doc: Doc, outcome: Outcome, token: str) -> None:
+        """Messages first (idempotent ids), then the state, if we still hold the lease.
+
+        The state write replaces the document only when its lease token is
+        still ours (a pipeline ``$cond`` on an ``_id``-only filter, see
+        :meth:`lease`); replacing it also drops the lease.
+        """
         await insert_ignoring_duplicates(self.db.messages, outcome.messages)
         await insert_ignoring_duplicates(self.db.codes, outcome.codes)
         await insert_ignoring_duplicates(self.db.flow_runs, outcome.finished_runs)
         doc["v"] = doc.get("v", 0) + 1
-        written = await self.db.customers.replace_one(
-            {"_id": doc["_id"], "lease.owner": self.owner}, doc)
-        if written.matched_count == 0:
+        for attempt in range(2):
+            try:
+                written = await self.db.customers.update_one({"_id": doc["_id"]}, [
+                    {"$replaceWith": {"$cond": [{"$eq": ["$lease.token", token]},
+                                                {"$literal": doc}, "$$ROOT"]}}])
+                break
+            except DuplicateKeyError:
+                if attempt or not await self.drop_foreign_keys(doc):
+                    raise
+        if written.modified_count == 0:
             log.warning("lease on customer %s expired before commit; decision dropped",
                         doc["_id"])
+
+    async def drop_foreign_keys(self, doc: Doc) -> bool:
+        """Remove identity keys another customer already owns; True if any were.
+
+        An event may carry, say, a phone that belongs to another customer;
+        the event still applies to the customer it was matched to (store id
+        first, then phone, then email), without taking the other's key.
+        """
+        owners = await self.db.customers.find(
+            {"keys": {"$in": doc["keys"]}}, {"keys": 1}).to_list(None)
+        foreign = {key for other in owners if other["_id"] != doc["_id"]
+                   for key in other.get("keys", [])} & set(doc["keys"])
+        if not foreign:
+            return False
+        log.info("customer %s: %d identity key(s) belong to another customer; not taken",
+                 doc["_id"], len(foreign))
+        doc["keys"] = [key for key in doc["keys"] if key not in foreign]
+        for name, kind in (("phone", "phone"), ("email", "email"), ("wa_user_id", "wauser"),
+                           ("telegram_chat", "tg")):
+            if doc.get(name) and f"{kind}:{doc[name]}" in foreign:
+                own = [k.split(":", 1)[1] for k in doc["keys"] if k.startswith(f"{kind}:")]
+                doc[name] = own[-1] if own else None
+        return True
 
     def conversation_summary(self, doc: Doc, channel: str, outcome: Outcome,
                              now: datetime) -> Doc:
@@ -276,17 +346,23 @@ class Processor:
             entry = {"status": status["status"], "at": status["at"]}
             if status.get("error_code"):
                 entry["error"] = f"{status['error_code']}: {status.get('error_message') or ''}"
-            match = {"provider_id": status["provider_id"], "channel": status["channel"]}
-            operations.append(UpdateOne(match, {"$push": {"status_history": entry}}))
+            # One update per status, filtered on the indexed provider id alone:
+            # the history always grows; the status only moves forward.
             rank = STATUS_RANK.get(status["status"], 0)
-            update: Doc = {"status": status["status"], "status_rank": rank}
+            ahead = {"$lt": [{"$ifNull": ["$status_rank", 0]}, rank]}
+            changes: Doc = {
+                "status_history": {"$concatArrays": [{"$ifNull": ["$status_history", []]},
+                                                     [{"$literal": entry}]]},
+                "status": {"$cond": [ahead, status["status"], "$status"]},
+                "status_rank": {"$max": [{"$ifNull": ["$status_rank", 0]}, rank]},
+            }
             if "error" in entry:
-                update["error"] = entry["error"]
-            operations.append(UpdateOne({**match, "status_rank": {"$lt": rank}},
-                                        {"$set": update}))
-        written = await self.db.messages.bulk_write(operations, ordered=True)
+                changes["error"] = {"$cond": [ahead, entry["error"], "$error"]}
+            operations.append(UpdateOne({"provider_id": status["provider_id"]},
+                                        [{"$set": changes}]))
+        written = await self.db.messages.bulk_write(operations, ordered=False)
         done, retry = [], []
-        if written.matched_count >= len(items):
+        if written.matched_count >= len(operations):
             done = [item["_id"] for item in items]
         else:
             # Find which statuses matched nothing (rare: only early ones).

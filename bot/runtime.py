@@ -45,6 +45,7 @@ from store_events.triggers import TriggerPolicy
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 POLL_SECONDS = 0.25
+MAX_STUCK_STEPS = 100
 FANOUT_PAGE = 500
 
 
@@ -149,7 +150,14 @@ class Runtime:
         async with self.advance_lock:
             target = clock.now() + timedelta(seconds=seconds)
             await self.drain()
+            stuck = 0
             while (due := await self.next_due()) is not None and due <= target:
+                stuck = stuck + 1 if due <= clock.now() else 0
+                if stuck > MAX_STUCK_STEPS:
+                    # Something due now cannot be done now (e.g. a customer
+                    # leased by a dead worker): stop rather than spin.
+                    log.error("advance: work due at %s does not progress; stopping", due)
+                    break
                 clock.move_to(due)
                 await self.drain()
             clock.move_to(target)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from bot.appkeys import CHANNELS, RUNTIME, SETTINGS
+from bot.appkeys import CHANNELS, CLOCK, RUNTIME, SETTINGS
 from bot.errors import BadPayload, BadSignature
 from bot.http_common import json_error
 from channels.registry import build_channels
@@ -70,6 +70,9 @@ async def whatsapp_handshake(request: web.Request) -> web.Response:
 
 async def _channels_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CHANNELS] = build_channels(app[SETTINGS])
+    for channel in app[CHANNELS].values():
+        if hasattr(channel, "clock"):  # inbound times on the service's clock (virtual in tests)
+            channel.clock = app[CLOCK].now
     try:
         yield
     finally:

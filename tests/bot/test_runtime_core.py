@@ -107,3 +107,42 @@ async def test_question_reply_and_timeout(mongo_uri: str) -> None:
         assert [s.text for s in h.to("a")] == ["¿Te gustó?", "¡Genial!"]
         doc = await h.customer_doc("a")
         assert doc["flow_history"]["t_ask"]["last_outcome"] == "liked"
+
+
+async def test_a_typed_number_or_title_counts_as_the_choice(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ASK], channels=("sms",)) as h:
+        await h.customer("a", phone="+5491100000001")
+        await h.customer("b", phone="+5491100000002")
+        await h.event("t.go", "a")
+        await h.event("t.go", "b")
+        await h.reply("a", "1")
+        await h.reply("b", "  SI! ")
+        assert h.last("a").text == "¡Genial!"
+        assert h.last("b").text == "¡Genial!"
+
+
+ECHO = Flow("t_echo", triggers=("message",), marketing=False, receives_messages=True)
+
+with ruleset("t_echo"):
+
+    @when_all(m.type == "message")
+    def echo(c):  # type: ignore[no-untyped-def]
+        c.s.count = (c.s.count or 0) + 1
+        send(c, f"{c.s.count}: {c.m.text}")
+
+
+async def test_replies_arriving_at_once_are_decided_in_arrival_order(mongo_uri: str) -> None:
+    import asyncio
+
+    from bot.inputs import InboundMessage
+
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        await h.customer("a", phone=PHONE)
+        texts = [f"mensaje {i}" for i in range(5)]
+        inputs = [InboundMessage(channel="sms", provider_id=f"m{i}", sender=PHONE, text=text,
+                                 at=h.clock.now()) for i, text in enumerate(texts)]
+        # All accepted before any is decided: one batch, same customer.
+        for message in inputs:
+            await h.runtime.accept_channel_input("sms", message)
+        await asyncio.gather(h.runtime.drain(), h.runtime.drain())
+        assert [s.text for s in h.to("a")] == [f"{i + 1}: {t}" for i, t in enumerate(texts)]

@@ -122,3 +122,8 @@ def customer_event(event_id: str, event_type: str, occurred_at: str, *, customer
                      "consents": consents if consents is not None else {"whatsapp": True}},
         "data": data,
     }
+
+
+def with_test_flows(**overrides: Any) -> dict[str, Any]:
+    """Settings overrides that load the small test flows instead of the shipped ones."""
+    return {"flows_package": "tests.support.process_rules", "flows": "echo,notify", **overrides}

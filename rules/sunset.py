@@ -1,0 +1,159 @@
+"""Sunset: ask customers who went quiet whether they still want our messages.
+
+- **Trigger**: ``customer.sunset``, fired by the service ``SUNSET_AFTER_DAYS``
+  (default 180) after the customer's last order or message. Marketing (it
+  only reaches customers who still consent). A customer may enter again 30
+  days after a run ends; in practice the next sunset comes 180 days after
+  their next order or reply.
+- **Steps**:
+  1. ``keep_question``: "are you still interested in our messages?" [yes / no];
+     waits 7 days.
+  2. yes -> thanks, nothing changes, exit ``kept``.
+  3. no -> marketing consent revoked on every channel the customer had granted
+     (source ``sunset:declined``), one confirmation, exit ``declined``.
+  4. anything else -> asked again once (``keep_reask``, 7 more days); a second
+     unclear answer changes nothing and exits ``unclear`` (the customer wrote,
+     so the service's sunset clock starts again from that reply).
+- **Exits**: 7 days without an answer -> marketing paused: consent revoked on
+  every granted channel (source ``sunset:no_answer``), tag
+  ``marketing_paused``, no message, exit ``no_answer``. At most ``MAX_RUN``
+  (15 days) in all, then ``expired`` silently, nothing changed: a safety net
+  for a question that another flow's question replaced (the runtime then
+  never sends this flow its timeout).
+- **WhatsApp template** for the question: ``sunset_keep_subscribed``
+  {{1}}=first name. START / ALTA / VOLTAR grants consent again at any time.
+
+```mermaid
+stateDiagram-v2
+    [*] --> keep_question: customer.sunset
+    keep_question --> [*]: yes, thanks (kept)
+    keep_question --> [*]: no, revoked everywhere + confirmation (declined)
+    keep_question --> keep_question: unclear (once)
+    keep_question --> [*]: unclear twice, nothing changes (unclear)
+    keep_question --> [*]: 7 days, revoked + tag marketing_paused (no_answer)
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from durable.lang import m, ruleset, when_all
+
+from bot.commands import after, ask, days, exit_flow, send, set_consent, step, tag
+from bot.flows import Flow
+from rules._texts import NO, YES, answer, say
+
+TEXTS = {
+    "es": {
+        "keep": "Hola, {first_name}. Hace tiempo que no sabemos de ti. ¿Sigues interesado en "
+                "recibir nuestros mensajes?",
+        "yes": "Sí, quiero seguir",
+        "no": "No, gracias",
+        "reask": "Perdona, no te entendí. ¿Quieres seguir recibiendo nuestros mensajes?",
+        "kept": "¡Qué bueno, {first_name}! Seguirás recibiendo nuestras novedades.",
+        "declined": "Entendido, {first_name}. No te enviaremos más mensajes promocionales. "
+                    "Si algún día quieres volver, responde ALTA.",
+        "customer": "cliente",
+    },
+    "pt": {
+        "keep": "Olá, {first_name}. Faz tempo que não temos notícias suas. Ainda quer "
+                "receber nossas mensagens?",
+        "yes": "Sim, quero continuar",
+        "no": "Não, obrigado",
+        "reask": "Desculpe, não entendi. Quer continuar recebendo nossas mensagens?",
+        "kept": "Que bom, {first_name}! Você continuará recebendo nossas novidades.",
+        "declined": "Entendido, {first_name}. Não enviaremos mais mensagens promocionais. "
+                    "Se quiser voltar, responda VOLTAR.",
+        "customer": "cliente",
+    },
+    "en": {
+        "keep": "Hi {first_name}, we have not heard from you in a while. Would you still "
+                "like to get our messages?",
+        "yes": "Yes, keep them",
+        "no": "No, thanks",
+        "reask": "Sorry, I did not get that. Would you like to keep getting our messages?",
+        "kept": "Great, {first_name}! You will keep getting our news.",
+        "declined": "Understood, {first_name}. No more promotional messages. If you ever "
+                    "want them back, reply START.",
+        "customer": "there",
+    },
+}
+
+TEMPLATES = {"keep_question": "sunset_keep_subscribed"}
+
+FLOW = Flow(
+    "sunset",
+    triggers=("customer.sunset",),
+    reentry_after=days(30),
+    marketing=True,
+    templates=TEMPLATES,
+    description="After long silence, ask whether to keep messaging; pause marketing if not.",
+)
+
+ANSWER_TIMEOUT = days(7)
+MAX_RUN = days(15)
+KEEP = {
+    "yes": (*YES, "si quiero seguir", "quiero seguir", "seguir", "sim quero continuar",
+            "quero continuar", "continuar", "yes keep them", "keep them", "keep"),
+    "no": (*NO, "ya no", "no quiero", "nao quero", "no more"),
+}
+
+
+def template_name(c: Any) -> str:
+    """The first name as a template parameter (WhatsApp refuses an empty one)."""
+    return str(c.m.customer.first_name or "") or say(c, TEXTS, "customer")
+
+
+def revoke_marketing(c: Any, source: str) -> list[str]:
+    """Revoke consent on every channel the customer has granted; returns those channels."""
+    consents = c.m.customer.consents
+    granted = sorted(ch for ch, state in consents.items() if state == "granted")
+    for channel in granted:
+        set_consent(c, channel, "revoked", source)
+    return granted
+
+
+def choices(c: Any) -> list[tuple[str, str]]:
+    return [(choice, say(c, TEXTS, choice)) for choice in KEEP]
+
+
+with ruleset(FLOW.name):
+
+    @when_all(m.type == "customer.sunset")
+    def sunset(c):  # type: ignore[no-untyped-def]
+        after(c, MAX_RUN, {"type": "sunset.expired"}, key="expire")
+        ask(c, say(c, TEXTS, "keep"), name="keep", step="keep_question", choices=choices(c),
+            timeout=ANSWER_TIMEOUT, template=(TEMPLATES["keep_question"], [template_name(c)]))
+
+    @when_all(m.type == "sunset.expired")
+    def expired(c):  # type: ignore[no-untyped-def]
+        exit_flow(c, "expired")
+
+    @when_all((m.type == "message") & (m.question == "keep"))
+    def keep_reply(c):  # type: ignore[no-untyped-def]
+        said = answer(c, KEEP)
+        if said == "yes":
+            step(c, "sunset", "kept")
+            send(c, say(c, TEXTS, "kept"), step="kept")
+            exit_flow(c, "kept")
+        elif said == "no":
+            # The confirmation answers the customer, so it goes out although consent is gone.
+            channels = revoke_marketing(c, "sunset:declined")
+            step(c, "sunset", "declined", channels=channels)
+            send(c, say(c, TEXTS, "declined"), step="declined")
+            exit_flow(c, "declined")
+        elif not c.s.reasked:
+            c.s.reasked = True
+            ask(c, say(c, TEXTS, "reask"), name="keep", step="keep_reask",
+                choices=choices(c), timeout=ANSWER_TIMEOUT)
+        else:
+            step(c, "sunset", "unclear", text=str(c.m.text or ""))
+            exit_flow(c, "unclear")
+
+    @when_all((m.type == "timeout") & (m.question == "keep"))
+    def no_answer(c):  # type: ignore[no-untyped-def]
+        channels = revoke_marketing(c, "sunset:no_answer")
+        step(c, "sunset", "paused", channels=channels)
+        tag(c, "marketing_paused")
+        exit_flow(c, "no_answer")
