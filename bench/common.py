@@ -330,8 +330,9 @@ def print_machine(started: dict[str, Any]) -> None:
     """One line of machine facts; the load average says whether others shared the CPUs."""
     now = machine()
     print(f"\nmachine: {now['nproc']} CPUs ({now['cpu']}), Python {now['python']}; "
-          f"1-minute load average {started['load_average_1m']} before the bench (other "
-          f"work sharing the CPUs), {now['load_average_1m']} at its end (the bench included)")
+          f"1-minute load average {started['load_average_1m']} when the bench started (work "
+          f"of the last minute; other work lowers every figure), {now['load_average_1m']} "
+          f"at its end (the bench included)")
 
 
 def fmt(value: Any) -> str:

@@ -235,17 +235,17 @@ async def section_replies(args: argparse.Namespace) -> Doc:
         second = await reply_round(env, "r2", answered, "Que lleguen más rápido", args.budget,
                                     args.db_pid)
         finished = await env.database.flow_runs.count_documents({"flow": SURVEY.name})
-    problems = []
+    problems, slow = [], []
     if len(waiting) != n:
         problems.append(f"{len(waiting)} customers waiting for q1 after set-up, expected {n}")
     for name, result in (("first", first), ("second", second)):
         if not result["complete"]:
-            problems.append(f"{name} replies: only {result['decided']} of {result['replies']} "
-                            f"decided within the {args.budget:g}s budget")
+            slow.append(f"{name} replies: only {result['decided']} of {result['replies']} "
+                        f"decided within the {args.budget:g}s budget")
     if second["complete"] and finished != second["decided"]:
         problems.append(f"{finished} runs finished, expected {second['decided']}")
     return {"customers": n, "setup_s": round(setup_s, 2), "first": first, "second": second,
-            "runs_finished": finished, "problems": problems}
+            "runs_finished": finished, "problems": problems, "over_budget": slow}
 
 
 def lateness(values: list[float], expected: int) -> Doc:
@@ -289,7 +289,7 @@ async def section_waits(args: argparse.Namespace) -> Doc:
     sent = [(s.at - due).total_seconds() for s in env.sent if s.text == WAIT_TEXT]
     complete = len(sent) == n
     elapsed = max(sent) if complete else args.budget
-    problems = [] if complete else [
+    slow = [] if complete else [
         f"only {len(sent)} of {n} waits were sent within {args.budget:g}s of T "
         f"(extrapolated drain time {n / max(len(sent), 1) * args.budget:,.0f}s)"]
     return {
@@ -300,7 +300,7 @@ async def section_waits(args: argparse.Namespace) -> Doc:
         "drain_s": round(elapsed, 3) if complete else None,
         "waits_per_s": round(len(sent) / elapsed, 1) if elapsed > 0 else None,
         "round_trips_per_wait": (c1 - c0).per(len(sent)),
-        "server_ms_per_call": server_ms(c1 - c0), "problems": problems,
+        "server_ms_per_call": server_ms(c1 - c0), "over_budget": slow,
         "cpu_s": {"bench": spent(cpu0[0], cpu1[0]), "db_server": spent(cpu0[1], cpu1[1])},
     }
 
@@ -327,16 +327,16 @@ async def section_rss(args: argparse.Namespace) -> Doc:
         rss["peak"] = rss_mb(field="VmHWM")
         db_after = rss_mb(db_pid) if db_pid else None
         key_cache = len(env.runtime.processor.key_cache)
-    problems = []
+    problems, slow = [], []
     if active != runs:
         problems.append(f"{active} active runs after set-up, expected {runs}")
     if not result["complete"]:
-        problems.append(f"only {result['decided']} of {len(indexes)} replies decided within "
-                        f"the {args.budget:g}s budget")
+        slow.append(f"only {result['decided']} of {len(indexes)} replies decided within "
+                    f"the {args.budget:g}s budget")
     return {"runs": runs, "active_runs": active, "sample": len(indexes),
             "setup_s": round(setup_s, 2), "rss_mb": rss,
             "db_server_rss_mb": {"before": db_before, "after": db_after}, "pass": result,
-            "key_cache_entries": key_cache, "problems": problems}
+            "key_cache_entries": key_cache, "problems": problems, "over_budget": slow}
 
 
 SECTION_RUNNERS: dict[str, Callable[[argparse.Namespace], Awaitable[Doc]]] = {
@@ -517,7 +517,12 @@ def table_rss(results: Results, args: argparse.Namespace) -> None:
 
 
 def report(results: Results, sections: list[str], args: argparse.Namespace) -> None:
-    """The tables of the sections that ran, one column per database; then any problems."""
+    """The tables of the sections that ran, one column per database; then the notes.
+
+    ``OVER BUDGET`` says a figure is a rate over a phase cut short (slowness);
+    ``PROBLEM`` says something went wrong (a crash, or a count that does not
+    add up), and makes the exit code 1.
+    """
     if "replies" in sections:
         table_replies(results, args)
         table_round_trips(results)
@@ -527,6 +532,8 @@ def report(results: Results, sections: list[str], args: argparse.Namespace) -> N
         table_rss(results, args)
     for target, by_section in results.items():
         for section, result in by_section.items():
+            for note in result.get("over_budget", []):
+                print(f"OVER BUDGET [{target} / {section}]: {note}")
             for problem in result.get("problems", []) + (
                     [result["error"]] if "error" in result else []):
                 print(f"PROBLEM [{target} / {section}]: {problem}")

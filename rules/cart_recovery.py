@@ -24,8 +24,7 @@
 - **Exits**: ``order.placed`` for a checkout of this run ends it at any step
   with a thank-you (``purchased``); another checkout's order does not. A
   run lasts at most ``MAX_RUN`` (5 days), then exits ``expired`` silently:
-  a safety net for a question that another flow's question replaced (the
-  runtime then never sends this flow its timeout).
+  a safety net so no run outlives its purpose.
 - **WhatsApp templates** (the steps the flow starts on its own, outside the
   24 h window): ``cart_recovery_interested`` {{1}}=first name,
   ``cart_recovery_reminder`` {{1}}=first name {{2}}=code {{3}}=link,

@@ -18,8 +18,7 @@
      question with one about that channel.
 - **Exits**: 24 h without an answer -> nothing changes, no message, exit
   ``no_answer``. At most ``MAX_RUN`` (3 days) in all, then ``expired``
-  silently: a safety net for a question that another flow's question
-  replaced (the runtime then never sends this flow its timeout).
+  silently: a safety net so no run outlives its purpose.
 - Coming back: START / ALTA / VOLTAR grants consent again; the service
   handles that keyword itself.
 

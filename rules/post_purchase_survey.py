@@ -18,9 +18,7 @@
      - 9-10 -> thanks and the review link (setting ``REVIEW_URL``), exit
        ``promoter``.
 - **Exits**: the ones above; and at most ``MAX_ANSWERING`` (10 days) after
-  the wait, ``expired`` silently: a safety net for a question that another
-  flow's question replaced (the runtime then never sends this flow its
-  timeout).
+  the wait, ``expired`` silently: a safety net so no run outlives its purpose.
 - **WhatsApp template** for the question the flow starts on its own:
   ``post_purchase_nps`` {{1}}=first name. Every later message answers the
   customer, inside the 24 h window.

