@@ -30,10 +30,15 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux for SIGTERM when the parent dies."""
+    """In the child, before exec: ask Linux for SIGKILL when the parent dies.
+
+    SIGKILL, not SIGTERM: a server whose parent vanished has nobody to wait
+    for its orderly shutdown (which was seen to hang), and its data survives
+    a kill -9 by design.
+    """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -71,7 +76,7 @@ class EmbeddedMongo:
         ]
         # A new session so a Ctrl-C aimed at the service's terminal does not
         # kill the database before the service has finished with it; and on
-        # Linux the kernel sends it SIGTERM if the service itself dies
+        # Linux the kernel kills it if the service itself dies
         # (kill -9), so no orphan keeps the data directory locked.
         # Popen on the loop's own thread, on purpose: Linux ties the death
         # signal to the thread that forked, and a worker thread may end first.

@@ -17,7 +17,8 @@
 - **Exits**: 7 days without an answer -> marketing paused: consent revoked on
   every granted channel (source ``sunset:no_answer``), tag
   ``marketing_paused``, no message, exit ``no_answer``. At most ``MAX_RUN``
-  (15 days) in all, then ``expired`` silently, nothing changed: a safety net so no run outlives its purpose.
+  (15 days) in all, then ``expired`` silently, nothing changed: a safety
+  net so no run outlives its purpose.
 - **WhatsApp template** for the question: ``sunset_keep_subscribed``
   {{1}}=first name. START / ALTA / VOLTAR grants consent again at any time.
 
