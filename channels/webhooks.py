@@ -9,6 +9,7 @@ time out.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -46,6 +47,13 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         except BadPayload as exc:
             return json_error(400, str(exc))
         runtime = request.app[RUNTIME]
+        if not parsed:
+            # Nothing the service handles (an unsupported message type, a
+            # system notice): kept for inspection, answered so it is not retried.
+            digest = hashlib.sha256(body).hexdigest()[:32]
+            await runtime.keep_ignored(f"{name}:ignored:{digest}", name, "unhandled",
+                                       body.decode("utf-8", errors="replace"))
+            return web.json_response({"ignored": True})
         await asyncio.gather(*(runtime.accept_channel_input(name, item) for item in parsed))
         ack = channel.ack()
         return web.Response(status=ack.status, text=ack.body, content_type=ack.content_type)

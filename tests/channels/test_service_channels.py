@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 from server import create_app
 from tests.support.app import (
     PUBLIC_URL,
+    WA_SECRET,
     WA_VERIFY,
     Fakes,
     Service,
@@ -24,6 +25,7 @@ from tests.support.app import (
     with_test_flows,
 )
 from tests.support.signing import (
+    signed_whatsapp,
     telegram_callback_update,
     telegram_message_update,
     twilio_inbound_form,
@@ -392,3 +394,20 @@ async def test_a_permanent_400_is_recorded_on_the_message_and_the_run_and_not_re
     assert len(fakes.whatsapp.requests) == 2  # the echo, and the one failed attempt
     run = await db.flow_runs.find_one({"run": "notify:1"})
     assert run is not None  # the run had ended; the failure is on the message
+
+
+async def test_a_webhook_with_nothing_we_handle_is_ignored_and_kept(
+    db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes
+) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes)
+    unsupported = whatsapp_message_webhook(
+        {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
+        phone=PHONE)
+    body, headers = signed_whatsapp(WA_SECRET, unsupported)
+    response = await service.client.post("/webhooks/whatsapp", data=body, headers=headers)
+    assert response.status == 200
+    assert await response.json() == {"ignored": True}
+    kept = await db.inbox.find_one({"state": "ignored"})
+    assert kept is not None and "unsupported" in kept["raw"]
+    await service.advance(0)
+    assert texts(fakes) == []
