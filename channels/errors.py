@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 from bot.errors import BadPayload, BadSignature
 
 __all__ = [
     "BadPayload", "BadSignature", "ChannelError", "OutsideWindow", "PermanentSendError",
-    "RateLimited", "SendError", "TransientSendError",
+    "RateLimited", "SendError", "TransientSendError", "parse_retry_after",
 ]
 
 
@@ -46,3 +49,20 @@ class PermanentSendError(SendError):
 
 class OutsideWindow(PermanentSendError):
     """WhatsApp refused a free-form message outside the 24 h window (131047)."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header (delta seconds or an HTTP date) in seconds; None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -35,6 +34,7 @@ from channels.errors import (
     RateLimited,
     SendError,
     TransientSendError,
+    parse_retry_after,
 )
 from channels.segments import fit_segments
 
@@ -278,25 +278,9 @@ def map_error(status: int, payload: Any, retry_after: str | None = None) -> Send
         cls = TransientSendError if status >= 500 else PermanentSendError
     label = str(code if code is not None else status)
     if issubclass(cls, TransientSendError):
-        return cls(label, detail, retry_after=_seconds(retry_after))
+        return cls(label, detail, retry_after=parse_retry_after(retry_after))
     return cls(label, detail)
 
-
-def _seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` value (seconds or HTTP date) in seconds."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _url_variants(url: str) -> list[str]:

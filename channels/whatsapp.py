@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
@@ -35,6 +33,7 @@ from channels.errors import (
     RateLimited,
     SendError,
     TransientSendError,
+    parse_retry_after,
 )
 from channels.whatsapp_parse import parse_webhook
 
@@ -290,22 +289,7 @@ def map_error(error: WhatsAppError) -> SendError:
 
 def retry_after_seconds(response: httpx.Response | None) -> float | None:
     """The ``Retry-After`` of a response in seconds (delta or HTTP date), if any."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
 
 
 def _recipient(message: OutboundMessage) -> str:
