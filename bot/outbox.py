@@ -38,6 +38,7 @@ from bot.outbound import in_window
 from bot.pacing import RESOLUTION, Pacer
 from channels.base import Channel, Choice, OutboundMessage, TemplateRef
 from channels.errors import PermanentSendError, RateLimited, SendError, TransientSendError
+from channels.segments import count_segments
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -46,6 +47,13 @@ CHUNK = 25
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
 CUSTOMER_FIELDS = {"consents": 1, "last_in": 1, "conversations": 1}
+
+
+def _cost(channel: str, message: OutboundMessage) -> float:
+    """Pacing cost: SMS senders are limited in segments, the others in messages."""
+    if channel != "sms" or not message.text:
+        return 1.0
+    return float(max(1, count_segments(message.text)))
 
 
 def backoff(attempts: int) -> float:
@@ -123,11 +131,12 @@ class OutboxSender:
                 operations.append(self._skip(message, verdict, now))
                 settled += 1
                 continue
-            delay = pacer.delay(now)
+            cost = _cost(name, verdict)
+            delay = pacer.delay(now, cost)
             while delay > 0 and not self.clock.virtual:
                 await asyncio.sleep(delay)
                 now = self.clock.now()
-                delay = pacer.delay(now)
+                delay = pacer.delay(now, cost)
             if delay > 0:  # virtual time: the rest waits until the clock gets there
                 resume = to_millis(now + timedelta(seconds=delay + RESOLUTION))
                 operations += [self._defer(m, resume) for m in messages[index:]]

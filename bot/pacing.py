@@ -35,10 +35,13 @@ class Pacer:
             elapsed = max(0.0, (now - self.updated).total_seconds())
             self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
         self.updated = now
-        if self.tokens >= cost:
+        # A send bigger than the bucket (a long SMS) goes once the bucket is
+        # full and leaves it in debt, which the next send waits off.
+        needed = min(cost, self.capacity)
+        if self.tokens >= needed:
             self.tokens -= cost
             return 0.0
-        return max((cost - self.tokens) / self.rate, RESOLUTION)
+        return max((needed - self.tokens) / self.rate, RESOLUTION)
 
     def pause(self, now: datetime, seconds: float) -> None:
         """Hold every send until ``now + seconds`` (a provider's 429)."""

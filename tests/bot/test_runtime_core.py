@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from durable.lang import m, ruleset, when_all
 
 from bot.commands import after, ask, days, emit, exit_flow, send, step
@@ -146,3 +147,20 @@ async def test_replies_arriving_at_once_are_decided_in_arrival_order(mongo_uri: 
             await h.runtime.accept_channel_input("sms", message)
         await asyncio.gather(h.runtime.drain(), h.runtime.drain())
         assert [s.text for s in h.to("a")] == [f"{i + 1}: {t}" for i, t in enumerate(texts)]
+
+
+async def test_sms_pacing_counts_segments_on_the_service_clock(mongo_uri: str) -> None:
+    from bot.inputs import InboundMessage
+
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), sms_rate=1) as h:
+        await h.customer("a", phone=PHONE)
+        start = h.clock.now()
+        long_text = "x" * 200  # "n: " + 200 GSM-7 characters: two segments
+        for i, text in enumerate(["hola", long_text, "chau"]):
+            await h.runtime.accept_channel_input("sms", InboundMessage(
+                channel="sms", provider_id=f"p{i}", sender=PHONE, text=text, at=start))
+        await h.runtime.drain()
+        await h.advance(10)
+        offsets = [(s.at - start).total_seconds() for s in h.to("a")]
+        # 1 segment at 0 s; 2 segments from 1 s (through 3 s); then 1 segment at 3 s.
+        assert offsets == [0.0, pytest.approx(1.0, abs=0.01), pytest.approx(3.0, abs=0.01)]
