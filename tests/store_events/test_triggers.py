@@ -399,3 +399,27 @@ async def test_the_sweeps_lease_and_commit_read_only_the_due_customers_document(
                 "explain", {"find": "customers", "filter": query}, verbosity="executionStats")
             examined.append(stats["executionStats"]["totalDocsExamined"])
         assert examined == [1, 1], examined  # the lease, then the commit
+
+
+RESTOCK = Flow("se_restock", triggers=("product.back_in_stock",), marketing=False)
+
+with ruleset("se_restock"):
+
+    @when_all(m.type == "product.back_in_stock")
+    def restocked(c):  # type: ignore[no-untyped-def]
+        send(c, f"Volvió {c.m.product_id}")
+        exit_flow(c, "told")
+
+
+async def test_back_in_stock_fans_out_to_everyone_who_viewed_the_product(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [RESTOCK], channels=("sms",)) as h:
+        for n, product in enumerate(["p-1", "p-2", "p-1"]):
+            await h.customer(f"viewer{n}", phone=f"+549110000000{n}")
+            await h.event("product.viewed", f"viewer{n}", product_id=product)
+        await h.customer("store", phone="+5491100000099")
+        await h.event("product.back_in_stock", "store", product_id="p-1")
+        await h.runtime.drain()
+        told = sorted(s.to for s in h.sent)
+        assert told == ["+5491100000000", "+5491100000002", "+5491100000099"]
+        await h.event("product.back_in_stock", "store", product_id="p-1")
+        assert len(h.sent) == 6  # a new restock event tells them again, once each

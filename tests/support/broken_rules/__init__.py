@@ -1,0 +1,1 @@
+"""A flows package with a module that fails to import (start-up must name it)."""

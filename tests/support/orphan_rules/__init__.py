@@ -1,0 +1,1 @@
+"""A flows package whose flow has no ruleset of its name."""
