@@ -24,6 +24,7 @@ The fakes live in :mod:`tests.fakes.whatsapp`, :mod:`tests.fakes.twilio` and
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -33,6 +34,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 HIDDEN_HEADERS = frozenset({"authorization"})
+log = logging.getLogger("tests.fakes")
 
 
 @dataclass
@@ -163,6 +165,9 @@ class FakeProvider:
             authorized=authorized,
         )
         self.requests.append(record)
+        log.info("%s %s %s", record.method, record.path,
+                 json.dumps(record.json if record.json is not None else record.form,
+                            ensure_ascii=False))
         return record
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 
 from tests.fakes import FakeProvider
 from tests.fakes.telegram import FakeTelegram
@@ -60,7 +61,8 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    """Parse the ports and serve until interrupted."""
+    """Parse the ports and serve until interrupted, logging every request received."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(_arguments()))
 
