@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from bot import waits
@@ -51,6 +51,7 @@ Doc = dict[str, Any]
 LEASE_SECONDS = 30.0
 BATCH = 500
 CONCURRENCY = 16
+DOC_CACHE_SIZE = 5_000
 DUPLICATE_KEY = 11000
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
 STATUS_ATTEMPTS = 5
@@ -89,6 +90,7 @@ class Processor:
         self.metrics = metrics
         self.owner = uuid.uuid4().hex
         self.key_cache: OrderedDict[str, str] = OrderedDict()
+        self.doc_cache: OrderedDict[str, Doc] = OrderedDict()
         self.semaphore = asyncio.Semaphore(CONCURRENCY)
 
     # ------------------------------------------------------------------ passes
@@ -105,7 +107,7 @@ class Processor:
         for item in decisions:
             groups.setdefault(item["ckey"] or item["_id"], []).append(item)
         result = BatchResult()
-        await asyncio.gather(*(self._guarded(self.process_group(group, result))
+        await asyncio.gather(*(self._guarded(self.process_group, group, result)
                                for group in groups.values()))
         await self.flush(result)
         return handled + result.processed
@@ -118,15 +120,17 @@ class Processor:
         if not due:
             return 0
         result = BatchResult()
-        await asyncio.gather(*(self._guarded(self.process_customer(doc["_id"], [], result))
+        await asyncio.gather(*(self._guarded(self.process_customer, doc["_id"], [], result)
                                for doc in due))
         await self.flush(result)
         return result.processed
 
-    async def _guarded(self, work: Any) -> None:
+    async def _guarded(self, work: Any, *args: Any) -> None:
+        """Run ``work(*args)`` under the concurrency limit; the coroutine is made
+        only once it may start, so a cancelled pass leaves none un-awaited."""
         async with self.semaphore:
             try:
-                await work
+                await work(*args)
             except Exception:
                 log.exception("processing failed; it will be retried")
 
@@ -169,27 +173,50 @@ class Processor:
             self.key_cache.popitem(last=False)
 
     async def lease(self, customer_id: str) -> Doc | None:
-        """Take the customer's lease and read the document, in one round trip.
+        """Take the customer's lease and get the document: one round trip when hot.
 
-        The filter is the ``_id`` alone and the condition (free, or expired)
-        is inside a pipeline update: the embedded server uses an index only
-        for a filter on exactly the indexed fields, so ``{_id, lease...}``
-        would scan the collection.
+        The lease is a pipeline ``update_one`` on ``_id`` alone with its
+        condition (free, or expired) inside a ``$cond``: the embedded server
+        scans the collection for a filter on ``_id`` plus anything else, and
+        for every ``findAndModify`` whatever its filter, while an ``_id``
+        update costs a few milliseconds. When this process committed the
+        customer last, the lease is also conditional on the version it
+        committed (``v``); taking it then proves the cached copy is current
+        and no read is needed. Otherwise the document is read after the lease.
         """
+        cached = self.doc_cache.pop(customer_id, None)
+        if cached is not None:
+            token = await self._take_lease(customer_id, version=cached["v"])
+            if token is not None:
+                cached["lease"] = {"token": token}
+                return cached
+        token = await self._take_lease(customer_id)
+        if token is None:
+            return None
+        doc = await self.db.customers.find_one({"_id": customer_id})
+        if doc is None or (doc.get("lease") or {}).get("token") != token:
+            return None
+        return doc
+
+    async def _take_lease(self, customer_id: str, version: int | None = None) -> str | None:
         wall = datetime.now(UTC)
         token = uuid.uuid4().hex
         lease = {"owner": self.owner, "token": token,
                  "until": wall + timedelta(seconds=LEASE_SECONDS)}
-        free = {"$or": [{"$eq": [{"$ifNull": ["$lease", None]}, None]},
-                        {"$lt": ["$lease.until", wall]}]}
-        doc = await self.db.customers.find_one_and_update(
+        condition: Doc = {"$or": [{"$eq": [{"$ifNull": ["$lease", None]}, None]},
+                                  {"$lt": ["$lease.until", wall]}]}
+        if version is not None:
+            condition = {"$and": [condition, {"$eq": ["$v", version]}]}
+        written = await self.db.customers.update_one(
             {"_id": customer_id},
-            [{"$set": {"lease": {"$cond": [free, {"$literal": lease}, "$lease"]}}}],
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None or (doc.get("lease") or {}).get("token") != token:
-            return None
-        return doc
+            [{"$set": {"lease": {"$cond": [condition, {"$literal": lease}, "$lease"]}}}])
+        return token if written.modified_count == 1 else None
+
+    def _cache(self, doc: Doc) -> None:
+        """Keep a copy of what we committed (bounded: the hot customers only)."""
+        self.doc_cache[doc["_id"]] = copy.deepcopy(doc)
+        while len(self.doc_cache) > DOC_CACHE_SIZE:
+            self.doc_cache.popitem(last=False)
 
     async def release(self, customer_id: str, token: str) -> None:
         """Give the lease back without writing (the decision failed)."""
@@ -278,6 +305,8 @@ class Processor:
         if written.modified_count == 0:
             log.warning("lease on customer %s expired before commit; decision dropped",
                         doc["_id"])
+        else:
+            self._cache(doc)
 
     async def drop_foreign_keys(self, doc: Doc) -> bool:
         """Remove identity keys another customer already owns; True if any were.

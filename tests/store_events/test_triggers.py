@@ -350,14 +350,15 @@ async def test_inactivity_sweep_over_ten_thousand_customers_touches_only_the_due
         assert await h.runtime.processor.due_pass() == DUE
         on_customers = listener.on("customers")
         commands = Counter(e.command_name for e in on_customers)
-        assert commands == {"find": 1, "findAndModify": DUE, "update": DUE}, commands
-        [query] = [e.command for e in on_customers if e.command_name == "find"]
-        assert set(query["filter"]) == {"next_due"}
-        leased = {e.command["query"]["_id"] for e in on_customers
-                  if e.command_name == "findAndModify"}
-        written = {u["q"]["_id"] for e in on_customers if e.command_name == "update"
-                   for u in e.command["updates"]}
-        assert leased == written == due_ids
+        # One sweep query; per due customer: the lease (update), the read, the commit.
+        assert commands == {"find": 1 + DUE, "update": 2 * DUE}, commands
+        finds = [e.command["filter"] for e in on_customers if e.command_name == "find"]
+        assert [set(f) for f in finds].count({"next_due"}) == 1
+        read = {f["_id"] for f in finds if "_id" in f}
+        written = [u["q"]["_id"] for e in on_customers if e.command_name == "update"
+                   for u in e.command["updates"]]
+        assert read == set(written) == due_ids
+        assert len(written) == 2 * DUE
 
         # Nobody else's document changed; each due one was written once.
         assert await h.database.customers.count_documents({"v": 0}) == CUSTOMERS - DUE
@@ -388,17 +389,17 @@ async def test_the_sweeps_lease_and_commit_read_only_the_due_customers_document(
         await h.database.customers.insert_many(docs, ordered=False)
         listener.commands.clear()
         assert await h.runtime.processor.due_pass() == 1
-        filters = [e.command["query"] for e in listener.on("customers")
-                   if e.command_name == "findAndModify"]
-        filters += [u["q"] for e in listener.on("customers") if e.command_name == "update"
-                    for u in e.command["updates"]]
-        assert len(filters) == 2
+        filters = [u["q"] for e in listener.on("customers") if e.command_name == "update"
+                   for u in e.command["updates"]]
+        filters += [e.command["filter"] for e in listener.on("customers")
+                    if e.command_name == "find" and "_id" in e.command["filter"]]
+        assert len(filters) == 3
         examined = []
         for query in filters:
             stats = await h.database.db.command(
                 "explain", {"find": "customers", "filter": query}, verbosity="executionStats")
             examined.append(stats["executionStats"]["totalDocsExamined"])
-        assert examined == [1, 1], examined  # the lease, then the commit
+        assert examined == [1, 1, 1], examined  # the lease, the commit, the read
 
 
 RESTOCK = Flow("se_restock", triggers=("product.back_in_stock",), marketing=False)
