@@ -43,7 +43,7 @@ from channels.segments import count_segments
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 BATCH = 200
-CHUNK = 100
+CHUNK = 100  # sends handed to the provider at once; one status write per chunk
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
 CUSTOMER_FIELDS = {"consents": 1, "last_in": 1, "conversations": 1}
