@@ -77,6 +77,10 @@ class Inbox:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        while not self.queue.empty():  # never leave a request waiting for a write
+            _, future = self.queue.get_nowait()
+            if not future.done():
+                future.set_exception(RuntimeError("the service is stopping"))
 
     async def accept(self, item: Doc) -> bool:
         """Store ``item``; True when new, False when its id was already there."""
@@ -99,7 +103,8 @@ class Inbox:
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                    async with asyncio.timeout(remaining):  # not wait_for: see runtime._wait
+                        batch.append(await self.queue.get())
                 except TimeoutError:
                     break
             await self._write(batch)

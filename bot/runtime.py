@@ -85,6 +85,7 @@ class Runtime:
         self.send_lock = asyncio.Lock()
         self.advance_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
+        self.stopping = False
 
     # --------------------------------------------------------------- lifecycle
 
@@ -95,6 +96,7 @@ class Runtime:
                           asyncio.create_task(self._send_forever(), name="send-loop")]
 
     async def stop(self) -> None:
+        self.stopping = True  # the loops also end by themselves if a cancel is lost
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -103,7 +105,7 @@ class Runtime:
         await self.inbox.stop()
 
     async def _decide_forever(self) -> None:
-        while True:
+        while not self.stopping:
             try:
                 async with self.decide_lock:
                     done = await self.decide_once()
@@ -116,7 +118,7 @@ class Runtime:
                 await _wait(self.decide_wake)
 
     async def _send_forever(self) -> None:
-        while True:
+        while not self.stopping:
             try:
                 async with self.send_lock:
                     done = await self.sender.send_pass()
@@ -259,8 +261,15 @@ class Runtime:
 
 
 async def _wait(event: asyncio.Event) -> None:
+    """Wait for a wake-up or the poll interval.
+
+    ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` can
+    swallow a cancellation that arrives as the inner wait completes, which
+    left a loop running after ``stop`` (a hang seen in CI).
+    """
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), POLL_SECONDS)
+        async with asyncio.timeout(POLL_SECONDS):
+            await event.wait()
     event.clear()
 
 
