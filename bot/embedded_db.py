@@ -1,9 +1,9 @@
 """The embedded MongoDB-compatible server used when ``MONGODB_URI`` is unset.
 
-``secantusdb`` runs as a child process on a free loopback port, so ``make
-run`` needs nothing installed. It is stopped with SIGTERM (it takes a few
-seconds to close WiredTiger cleanly) and SIGKILL only as a last resort, so
-no orphan outlives the service. Durability: secantus does not fsync each
+``secantusdb`` runs as a child process on a free loopback port (behind the
+small ``bot.db_guard``), so ``make run`` needs nothing installed. It is
+stopped with SIGTERM (it takes a few seconds to close WiredTiger cleanly)
+and SIGKILL only as a last resort, so no orphan outlives the service. Durability: secantus does not fsync each
 commit by default; data survives a killed process but recent commits can be
 lost on power failure (see README). Production uses a real MongoDB.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -26,19 +24,6 @@ from pathlib import Path
 from pymongo import AsyncMongoClient
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux for SIGKILL when the parent dies.
-
-    SIGKILL, not SIGTERM: a server whose parent vanished has nobody to wait
-    for its orderly shutdown (which was seen to hang), and its data survives
-    a kill -9 by design.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -70,18 +55,16 @@ class EmbeddedMongo:
         if self.storage_path != ":memory:":
             Path(self.storage_path).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         command = [
-            sys.executable, "-m", "secantus", "--host", "127.0.0.1",
+            sys.executable, "-m", "bot.db_guard", "--host", "127.0.0.1",
             "--port", str(self.port), "--storage-path", self.storage_path,
             "--log-level", "WARNING",
         ]
-        # A new session so a Ctrl-C aimed at the service's terminal does not
-        # kill the database before the service has finished with it; and on
-        # Linux the kernel kills it if the service itself dies
-        # (kill -9), so no orphan keeps the data directory locked.
-        # Popen on the loop's own thread, on purpose: Linux ties the death
-        # signal to the thread that forked, and a worker thread may end first.
-        self.process = subprocess.Popen(  # noqa: ASYNC220
-            command, start_new_session=True, preexec_fn=_die_with_parent)
+        # Through bot.db_guard, which stops the database gracefully if the
+        # service dies without doing so (kill -9). A new session, so a Ctrl-C
+        # aimed at the service's terminal does not stop the database before
+        # the service has finished with it.
+        self.process = subprocess.Popen(  # noqa: ASYNC220 (start-up, once)
+            command, start_new_session=True)
         deadline = time.monotonic() + timeout
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
             self.uri, serverSelectionTimeoutMS=500
@@ -116,10 +99,10 @@ class EmbeddedMongo:
             process.wait()
 
     def kill(self) -> None:
-        """SIGKILL at once (tests of crash recovery)."""
+        """SIGKILL the guard and the database at once (tests of a lost database)."""
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self.process = None
 
