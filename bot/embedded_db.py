@@ -3,9 +3,11 @@
 ``secantusdb`` runs as a child process on a free loopback port (behind the
 small ``bot.db_guard``), so ``make run`` needs nothing installed. It is
 stopped with SIGTERM (it takes a few seconds to close WiredTiger cleanly)
-and SIGKILL only as a last resort, so no orphan outlives the service. Durability: secantus does not fsync each
-commit by default; data survives a killed process but recent commits can be
-lost on power failure (see README). Production uses a real MongoDB.
+and SIGKILL only as a last resort, so no orphan outlives the service.
+
+Durability: secantus does not fsync each commit by default; data survives
+a killed process, but recent commits can be lost on power failure (see the
+README). Production uses a real MongoDB.
 """
 
 from __future__ import annotations
