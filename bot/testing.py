@@ -24,7 +24,7 @@ import itertools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -202,6 +202,3 @@ class FlowHarness:
         doc = await self.customer_doc(customer_id)
         return await self.database.messages.find(
             {"customer_id": doc["_id"]}).sort("seq", 1).to_list(None)
-
-    def since(self, moment: datetime) -> timedelta:
-        return self.clock.now() - moment
