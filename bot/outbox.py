@@ -3,13 +3,13 @@
 A message is queued (``outbox: true``, ``due_at``) by the decision that
 produced it. The sender claims due messages in batches, re-checks at send
 time what may have changed since the decision (consent, an agent taking the
-conversation, WhatsApp's 24-hour window), paces each channel, sends, and
-records results in one bulk write per chunk.
+conversation, WhatsApp's 24-hour window), plans each channel's pacing, sends,
+and records results in one bulk write per pass.
 
-At most once: before a chunk is handed to the providers it is marked
-``claim.sending``; a worker that dies mid-chunk leaves those messages marked,
-and they are recorded as failed with an unknown outcome instead of being
-sent again (a customer never gets the same message twice). Messages claimed
+At most once: the claim of a message that is about to be handed to its
+provider is marked ``claim.sending``; a worker that dies mid-pass leaves those
+messages marked, and they are recorded as failed with an unknown outcome
+instead of being sent again (a customer never gets the same message twice). Messages claimed
 but not yet handed over are simply claimed again after the claim expires.
 
 Retries: a 429 pauses the channel for Retry-After and requeues the message
@@ -24,6 +24,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ from pymongo import UpdateOne
 
 from bot.clock import Clock, to_millis
 from bot.customers import has_consent
-from bot.database import Database
+from bot.database import Database, update_each
 from bot.inbox import make_item
 from bot.metrics import Metrics
 from bot.outbound import in_window
@@ -42,8 +43,9 @@ from channels.segments import count_segments
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
-BATCH = 200
-CHUNK = 100  # sends handed to the provider at once; one status write per chunk
+BATCH = 200  # messages settled per pass: one claim write and one result write
+IN_FLIGHT = 64  # sends awaiting their provider's answer at once
+PACE_HORIZON = 1.0  # seconds ahead a pass may plan paced sends
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
 CUSTOMER_FIELDS = {"consents": 1, "last_in": 1, "conversations": 1}
@@ -61,6 +63,20 @@ def backoff(attempts: int) -> float:
     return float(min(5 * 2 ** max(0, attempts - 1), 3600))
 
 
+@dataclass
+class SendPlan:
+    """What a pass will do: messages to send (with their paced start) and
+    other outcomes (skipped, deferred), all claimed together."""
+
+    ids: list[Any] = field(default_factory=list)
+    sends: list[tuple[Doc, OutboundMessage, datetime]] = field(default_factory=list)
+    operations: list[tuple[Any, UpdateOne]] = field(default_factory=list)
+
+    def add(self, message_id: Any, operation: UpdateOne) -> None:
+        self.ids.append(message_id)
+        self.operations.append((message_id, operation))
+
+
 class OutboxSender:
     """Claims due messages and hands them to their channels."""
 
@@ -74,82 +90,124 @@ class OutboxSender:
         self.pacers = pacers
         self.status_callback = status_callback
         self.report = report
+        self.in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     async def send_pass(self) -> int:
-        """Send one batch of due messages; returns how many were settled."""
+        """Send one batch of due messages; returns how many were settled.
+
+        Database work per pass, whatever its size: read the due messages and
+        their customers, claim every message this pass will settle in one
+        ``update_many`` (those sent now are claimed ``sending`` in the same
+        write), and record every outcome in one ``bulk_write``: two writes per
+        message, the least that keeps "at most once" across a crash.
+        """
         now, wall = self.clock.now(), datetime.now(UTC)
         candidates = await self.db.messages.find(
-            {"outbox": True, "due_at": {"$lte": now}}, {"claim": 1}).to_list(BATCH)
+            {"outbox": True, "due_at": {"$lte": now}}).to_list(BATCH)
         if not candidates:
             return 0
         lost = [c["_id"] for c in candidates
                 if c.get("claim") and c["claim"]["until"] < wall and c["claim"].get("sending")]
         if lost:
             await self._settle_lost(lost, now)
-        free = [c["_id"] for c in candidates
-                if not c.get("claim") or (c["claim"]["until"] < wall
-                                          and not c["claim"].get("sending"))]
+        free = sorted((c for c in candidates
+                       if not c.get("claim") or (c["claim"]["until"] < wall
+                                                 and not c["claim"].get("sending"))),
+                      key=lambda m: m["seq"])
         if not free:
             return len(lost)
+        customers = {doc["_id"]: doc async for doc in self.db.customers.find(
+            {"_id": {"$in": list({m["customer_id"] for m in free})}}, CUSTOMER_FIELDS)}
+        plan = self._plan(free, customers, now)
+        if not plan.ids:
+            return len(lost)
+        owned = await self._claim(plan, wall)
+        sends = [(message, outbound, start) for message, outbound, start in plan.sends
+                 if message["_id"] in owned]
+        operations = [op for message_id, op in plan.operations if message_id in owned]
+        operations += await asyncio.gather(*(self._send_one(message, outbound, start)
+                                             for message, outbound, start in sends))
+        if operations:
+            await self.db.messages.bulk_write(operations, ordered=False)
+        return len(lost) + len(operations)
+
+    def _plan(self, messages: list[Doc], customers: dict[str, Doc], now: datetime) -> SendPlan:
+        """Decide, without I/O, what this pass does with each message, in order.
+
+        Pacing is planned ahead: a message goes in this pass if its channel's
+        pacer lets it start within ``PACE_HORIZON`` seconds (it then waits for
+        its start before sending); the rest of that channel is left for a
+        later pass, so no claim is held for long. On the virtual clock nothing
+        waits: the rest is deferred to when the pacer allows, which is what
+        ``advance`` steps to.
+        """
+        plan = SendPlan()
+        blocked: set[str] = set()
+        resume_at: dict[str, datetime] = {}
+        for message in messages:
+            name = message["channel"]
+            if name in blocked:
+                continue
+            if name in resume_at:  # keep the channel's order behind a paced message
+                plan.add(message["_id"], self._defer(message, resume_at[name]))
+                continue
+            verdict = self._verdict(message, customers.get(message["customer_id"]),
+                                    self.channels.get(name), now)
+            if isinstance(verdict, str):
+                plan.add(message["_id"], self._skip(message, verdict, now))
+                continue
+            pacer = self.pacers.setdefault(name, Pacer(0))
+            cost = _cost(name, verdict)
+            delay = pacer.delay(now, cost)
+            if delay > 0 and self.clock.virtual:
+                resume_at[name] = to_millis(now + timedelta(seconds=delay + RESOLUTION))
+                plan.add(message["_id"], self._defer(message, resume_at[name]))
+                continue
+            start = now
+            while delay > 0:
+                start += timedelta(seconds=delay)
+                if (start - now).total_seconds() > PACE_HORIZON:
+                    break
+                delay = pacer.delay(start, cost)
+            if delay > 0:
+                blocked.add(name)  # keep the channel's order: later ones wait too
+                continue
+            plan.ids.append(message["_id"])
+            plan.sends.append((message, verdict, start))
+        return plan
+
+    async def _claim(self, plan: SendPlan, wall: datetime) -> set[Any]:
+        """Claim the planned messages; those to send now are marked ``sending``.
+
+        One write for all of them. Another worker may have claimed some since
+        they were read: only when the write changed fewer documents than
+        planned are the ones we hold looked up.
+        """
         token = uuid.uuid4().hex
-        # Conditions inside a pipeline, filter on _id alone (see Processor.lease).
+        until = wall + timedelta(seconds=CLAIM_SECONDS)
+        sending = {message["_id"] for message, _, _ in plan.sends}
+        # Conditions inside a pipeline, filter on _id alone (see Processor.lease_many).
         claimable = {"$and": [{"$eq": ["$outbox", True]}, {"$or": [
             {"$eq": [{"$ifNull": ["$claim", None]}, None]}, {"$lt": ["$claim.until", wall]}]}]}
-        claim = {"token": token, "until": wall + timedelta(seconds=CLAIM_SECONDS)}
-        await self.db.messages.update_many(
-            {"_id": {"$in": free}},
-            [{"$set": {"claim": {"$cond": [claimable, {"$literal": claim}, "$claim"]}}}])
-        claimed = await self.db.messages.find({"claim.token": token}).sort("seq", 1).to_list(None)
-        customers = {doc["_id"]: doc async for doc in self.db.customers.find(
-            {"_id": {"$in": list({m["customer_id"] for m in claimed})}}, CUSTOMER_FIELDS)}
-        by_channel: dict[str, list[Doc]] = {}
-        for message in claimed:
-            by_channel.setdefault(message["channel"], []).append(message)
-        settled = await asyncio.gather(*(self._send_channel(name, messages, customers)
-                                         for name, messages in by_channel.items()))
-        return len(lost) + sum(settled)
+        operations = []
+        for message_id in plan.ids:
+            claim = {"token": token, "until": until}
+            if message_id in sending:
+                claim["sending"] = True
+            operations.append(UpdateOne({"_id": message_id}, [{"$set": {"claim": {
+                "$cond": [claimable, {"$literal": claim}, "$claim"]}}}]))
+        written = await self.db.messages.bulk_write(operations, ordered=False)
+        if written.modified_count == len(plan.ids):
+            return set(plan.ids)
+        return {doc["_id"] async for doc in self.db.messages.find(
+            {"claim.token": token}, {"_id": 1})}
 
     async def _settle_lost(self, ids: list[Any], now: datetime) -> None:
         reason = "outcome unknown: the worker stopped while sending; not sent again"
-        await self.db.messages.update_many(
-            {"_id": {"$in": ids}},
-            {"$set": {"status": "failed", "status_rank": 4, "error": reason},
-             "$unset": {"outbox": "", "claim": "", "due_at": ""},
-             "$push": {"status_history": {"status": "failed", "at": now, "reason": reason}}})
-
-    async def _send_channel(self, name: str, messages: list[Doc],
-                            customers: dict[str, Doc]) -> int:
-        channel = self.channels.get(name)
-        pacer = self.pacers.setdefault(name, Pacer(0))
-        operations: list[UpdateOne] = []
-        chunk: list[tuple[Doc, OutboundMessage]] = []
-        settled = 0
-        for index, message in enumerate(messages):
-            now = self.clock.now()
-            verdict = self._verdict(message, customers.get(message["customer_id"]), channel, now)
-            if isinstance(verdict, str):
-                operations.append(self._skip(message, verdict, now))
-                settled += 1
-                continue
-            cost = _cost(name, verdict)
-            delay = pacer.delay(now, cost)
-            while delay > 0 and not self.clock.virtual:
-                await asyncio.sleep(delay)
-                now = self.clock.now()
-                delay = pacer.delay(now, cost)
-            if delay > 0:  # virtual time: the rest waits until the clock gets there
-                resume = to_millis(now + timedelta(seconds=delay + RESOLUTION))
-                operations += [self._defer(m, resume) for m in messages[index:]]
-                break
-            chunk.append((message, verdict))
-            if len(chunk) >= CHUNK:
-                settled += await self._flush_chunk(channel, pacer, chunk, operations)
-                chunk, operations = [], []
-        if chunk:
-            settled += await self._flush_chunk(channel, pacer, chunk, operations)
-        elif operations:
-            await self.db.messages.bulk_write(operations, ordered=False)
-        return settled
+        await update_each(self.db.messages, ids, {
+            "$set": {"status": "failed", "status_rank": 4, "error": reason},
+            "$unset": {"outbox": "", "claim": "", "due_at": ""},
+            "$push": {"status_history": {"status": "failed", "at": now, "reason": reason}}})
 
     def _verdict(self, message: Doc, customer: Doc | None, channel: Channel | None,
                  now: datetime) -> OutboundMessage | str:
@@ -183,22 +241,16 @@ class OutboxSender:
             status_callback=self.status_callback if name == "sms" else None,
         )
 
-    async def _flush_chunk(self, channel: Channel | None, pacer: Pacer,
-                           chunk: list[tuple[Doc, OutboundMessage]],
-                           operations: list[UpdateOne]) -> int:
-        assert channel is not None
-        await self.db.messages.update_many(
-            {"_id": {"$in": [m["_id"] for m, _ in chunk]}}, {"$set": {"claim.sending": True}})
-        results = await asyncio.gather(*(self._send_one(channel, pacer, message, outbound)
-                                          for message, outbound in chunk))
-        operations.extend(results)
-        await self.db.messages.bulk_write(operations, ordered=False)
-        return len(chunk)
-
-    async def _send_one(self, channel: Channel, pacer: Pacer, message: Doc,
-                        outbound: OutboundMessage) -> UpdateOne:
+    async def _send_one(self, message: Doc, outbound: OutboundMessage,
+                        start: datetime) -> UpdateOne:
+        channel = self.channels[message["channel"]]
+        pacer = self.pacers[message["channel"]]
+        wait = (start - self.clock.now()).total_seconds()
+        if wait > 0 and not self.clock.virtual:
+            await asyncio.sleep(wait)  # the pacer's planned start (see _plan)
         try:
-            provider_id = await channel.send(outbound)
+            async with self.in_flight:
+                provider_id = await channel.send(outbound)
         except RateLimited as exc:
             now = self.clock.now()
             wait = exc.retry_after if exc.retry_after is not None else backoff(

@@ -1,12 +1,11 @@
 """The processor: inbox items and due waits -> decisions -> one commit per customer.
 
-Per-customer serialisation is a lease on the customer document, taken and
-read in one round trip (``find_one_and_update``), held by one worker while
-it decides, and dropped by the conditional write that commits the new
-state. Two events for one customer are therefore never decided at once, in
-one process or across many on the same database; a worker that dies leaves a
-lease that expires (``LEASE_SECONDS`` of wall time) and the work is picked
-up again.
+Per-customer serialisation is a lease on the customer document, taken by a
+conditional write, held by one worker while it decides, and dropped by the
+conditional write that commits the new state. Two events for one customer
+are therefore never decided at once, in one process or across many on the
+same database; a worker that dies leaves a lease that expires
+(``LEASE_SECONDS`` of wall time) and the work is picked up again.
 
 Exactly-once effects without transactions:
 - the inputs a customer has processed are remembered in the document
@@ -18,14 +17,17 @@ Exactly-once effects without transactions:
 - waits live in the customer document, so firing one and removing it is
   the same atomic write.
 
-Round trips for a typical reply: lease+read (1), insert the timeline and
-outbox messages (1), commit (1). Claiming inputs, marking them done and
-updating conversation summaries are shared by the whole batch.
+Everything is done for a chunk of customers at once (``CHUNK``): one write
+takes all their leases, one insert stores all their new messages, one bulk
+write commits all their states. A lone reply from a customer this process
+decided last costs those three round trips (plus one read when the document
+is not cached); a busy pass shares them among up to ``CHUNK`` customers.
+Claiming inputs, marking them done and updating conversation summaries are
+likewise one write per pass.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import uuid
@@ -41,7 +43,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from bot import waits
 from bot.clock import Clock
 from bot.customers import add_keys, new_customer, pick_customer
-from bot.database import Database
+from bot.database import Database, update_each
 from bot.decide import Decider, Outcome
 from bot.engine import RuleError
 from bot.metrics import Metrics
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 LEASE_SECONDS = 30.0
 BATCH = 500
-CONCURRENCY = 16
+CHUNK = 100  # customers per lease and commit write (and per $in list)
 DOC_CACHE_SIZE = 5_000
 DUPLICATE_KEY = 11000
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
@@ -91,7 +93,6 @@ class Processor:
         self.owner = uuid.uuid4().hex
         self.key_cache: OrderedDict[str, str] = OrderedDict()
         self.doc_cache: OrderedDict[str, Doc] = OrderedDict()
-        self.semaphore = asyncio.Semaphore(CONCURRENCY)
 
     # ------------------------------------------------------------------ passes
 
@@ -106,9 +107,13 @@ class Processor:
         groups: dict[str, list[Doc]] = {}
         for item in decisions:
             groups.setdefault(item["ckey"] or item["_id"], []).append(item)
+        await self.prefetch_keys([group[0]["keys"] for group in groups.values()])
+        work: dict[str, list[Doc]] = {}
+        for group in groups.values():
+            customer_id = await self.resolve(group[0]["keys"])
+            work.setdefault(customer_id, []).extend(group)
         result = BatchResult()
-        await asyncio.gather(*(self._guarded(self.process_group, group, result)
-                               for group in groups.values()))
+        await self.process(list(work.items()), result)
         await self.flush(result)
         return handled + result.processed
 
@@ -120,26 +125,34 @@ class Processor:
         if not due:
             return 0
         result = BatchResult()
-        await asyncio.gather(*(self._guarded(self.process_customer, doc["_id"], [], result)
-                               for doc in due))
+        await self.process([(doc["_id"], []) for doc in due], result)
         await self.flush(result)
         return result.processed
 
-    async def _guarded(self, work: Any, *args: Any) -> None:
-        """Run ``work(*args)`` under the concurrency limit; the coroutine is made
-        only once it may start, so a cancelled pass leaves none un-awaited."""
-        async with self.semaphore:
+    async def process(self, work: list[tuple[str, list[Doc]]], result: BatchResult) -> None:
+        """Decide ``work`` (customer id, inputs) a chunk of customers at a time."""
+        for start in range(0, len(work), CHUNK):
             try:
-                await work(*args)
+                await self.process_chunk(work[start:start + CHUNK], result)
             except Exception:
                 log.exception("processing failed; it will be retried")
 
     # --------------------------------------------------------------- customers
 
-    async def process_group(self, items: list[Doc], result: BatchResult) -> None:
-        """All pending inputs of one identity key, in arrival order."""
-        customer_id = await self.resolve(items[0]["keys"])
-        await self.process_customer(customer_id, items, result)
+    async def prefetch_keys(self, key_lists: list[list[str]]) -> None:
+        """Learn, in one query per chunk, which customers the batch's keys name.
+
+        Only a sender's first key is looked up (the one ``resolve`` caches);
+        a key nobody owns yet is left to ``resolve``, which creates the
+        customer.
+        """
+        wanted = list({keys[0] for keys in key_lists
+                       if keys and not keys[0].startswith("id:") and keys[0] not in self.key_cache})
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start:start + CHUNK]
+            async for doc in self.db.customers.find({"keys": {"$in": chunk}}, {"keys": 1}):
+                for key in set(doc.get("keys", [])) & set(chunk):
+                    self._remember(key, doc["_id"])
 
     async def resolve(self, keys: list[str]) -> str:
         """The id of the customer these keys name, creating one if none does."""
@@ -172,45 +185,47 @@ class Processor:
         while len(self.key_cache) > 50_000:
             self.key_cache.popitem(last=False)
 
-    async def lease(self, customer_id: str) -> Doc | None:
-        """Take the customer's lease and get the document: one round trip when hot.
+    async def lease_many(self, ids: list[str], token: str) -> dict[str, Doc]:
+        """Take the leases of a chunk of customers and get their documents.
 
-        The lease is a pipeline ``update_one`` on ``_id`` alone with its
-        condition (free, or expired) inside a ``$cond``: the embedded server
-        scans the collection for a filter on ``_id`` plus anything else, and
-        for every ``findAndModify`` whatever its filter, while an ``_id``
-        update costs a few milliseconds. When this process committed the
-        customer last, the lease is also conditional on the version it
-        committed (``v``); taking it then proves the cached copy is current
-        and no read is needed. Otherwise the document is read after the lease.
+        One ``bulk_write`` of pipeline updates, each on ``_id`` alone with its
+        condition (lease free or expired) inside a ``$cond``: the embedded
+        server scans the collection for a filter on ``_id`` plus anything
+        else, and for every ``findAndModify`` whatever its filter. For a
+        customer this process committed last, the lease is also conditional
+        on the version it committed (``v``), which proves the cached copy
+        current. When every lease was taken and every copy is cached, that is
+        the only round trip; otherwise one ``find`` reads the documents and
+        the ones carrying our token are ours.
         """
-        cached = self.doc_cache.pop(customer_id, None)
-        if cached is not None:
-            token = await self._take_lease(customer_id, version=cached["v"])
-            if token is not None:
-                cached["lease"] = {"token": token}
-                return cached
-        token = await self._take_lease(customer_id)
-        if token is None:
-            return None
-        doc = await self.db.customers.find_one({"_id": customer_id})
-        if doc is None or (doc.get("lease") or {}).get("token") != token:
-            return None
-        return doc
-
-    async def _take_lease(self, customer_id: str, version: int | None = None) -> str | None:
         wall = datetime.now(UTC)
-        token = uuid.uuid4().hex
         lease = {"owner": self.owner, "token": token,
                  "until": wall + timedelta(seconds=LEASE_SECONDS)}
-        condition: Doc = {"$or": [{"$eq": [{"$ifNull": ["$lease", None]}, None]},
-                                  {"$lt": ["$lease.until", wall]}]}
-        if version is not None:
-            condition = {"$and": [condition, {"$eq": ["$v", version]}]}
-        written = await self.db.customers.update_one(
-            {"_id": customer_id},
-            [{"$set": {"lease": {"$cond": [condition, {"$literal": lease}, "$lease"]}}}])
-        return token if written.modified_count == 1 else None
+        free: Doc = {"$or": [{"$eq": [{"$ifNull": ["$lease", None]}, None]},
+                             {"$lt": ["$lease.until", wall]}]}
+        cached = {customer_id: self.doc_cache.pop(customer_id) for customer_id in ids
+                  if customer_id in self.doc_cache}
+        operations = []
+        for customer_id in ids:
+            condition = free
+            if customer_id in cached:
+                condition = {"$and": [free, {"$eq": ["$v", cached[customer_id]["v"]]}]}
+            operations.append(UpdateOne({"_id": customer_id}, [{"$set": {"lease": {
+                "$cond": [condition, {"$literal": lease}, "$lease"]}}}]))
+        written = await self.db.customers.bulk_write(operations, ordered=False)
+        if written.modified_count == len(ids):
+            docs = dict(cached)
+            unread = [customer_id for customer_id in ids if customer_id not in cached]
+        else:
+            docs, unread = {}, ids
+        for start in range(0, len(unread), CHUNK):
+            async for doc in self.db.customers.find(
+                    {"_id": {"$in": unread[start:start + CHUNK]}}):
+                if (doc.get("lease") or {}).get("token") == token:
+                    docs[doc["_id"]] = doc
+        for doc in docs.values():
+            doc["lease"] = {"token": token}
+        return docs
 
     def _cache(self, doc: Doc) -> None:
         """Keep a copy of what we committed (bounded: the hot customers only)."""
@@ -218,35 +233,58 @@ class Processor:
         while len(self.doc_cache) > DOC_CACHE_SIZE:
             self.doc_cache.popitem(last=False)
 
-    async def release(self, customer_id: str, token: str) -> None:
-        """Give the lease back without writing (the decision failed)."""
-        await self.db.customers.update_one({"_id": customer_id}, [{"$set": {"lease": {
-            "$cond": [{"$eq": ["$lease.token", token]}, "$$REMOVE", "$lease"]}}}])
+    async def release(self, ids: list[str], token: str) -> None:
+        """Give leases back without writing (the decision failed)."""
+        if ids:
+            await self.db.customers.bulk_write([UpdateOne({"_id": customer_id}, [{"$set": {
+                "lease": {"$cond": [{"$eq": ["$lease.token", token]}, "$$REMOVE", "$lease"]},
+            }}]) for customer_id in ids], ordered=False)
 
-    async def process_customer(self, customer_id: str, items: list[Doc],
-                               result: BatchResult) -> None:
-        """Lease, decide every input (then due waits), write messages, commit."""
-        doc = await self.lease(customer_id)
-        if doc is None:
-            return  # another worker has this customer now; the items stay pending
-        token = doc.pop("lease")["token"]
+    async def process_chunk(self, work: list[tuple[str, list[Doc]]],
+                            result: BatchResult) -> None:
+        """Lease, decide every customer's inputs (then due waits), write, commit.
+
+        Round trips for the whole chunk: the leases (one, two when documents
+        must be read), one insert per kind of record produced (timeline and
+        outbox messages, finished runs, codes) and one bulk commit.
+        """
+        token = uuid.uuid4().hex
+        docs = await self.lease_many([customer_id for customer_id, _ in work], token)
+        decided: list[tuple[Doc, list[Doc], Outcome]] = []
+        failed_ids: list[str] = []
+        for customer_id, items in work:
+            doc = docs.get(customer_id)
+            if doc is None:
+                continue  # another worker has this customer now; the items stay pending
+            doc.pop("lease")
+            try:
+                done, failed, outcome = self.decide_all(doc, items)
+            except Exception:
+                log.exception("deciding for customer %s failed; it will be retried",
+                              customer_id)
+                failed_ids.append(customer_id)
+                continue
+            result.failed.update(failed)
+            decided.append((doc, done, outcome))
         try:
-            done, failed, outcome = self.decide_all(doc, items)
-            await self.commit(doc, outcome, token)
+            committed = await self.commit_many(decided, token)
         except Exception:
-            await self.release(customer_id, token)
+            await self.release([doc["_id"] for doc, _, _ in decided] + failed_ids, token)
             raise
-        # Only now, with the decision committed, may the inputs count as done.
-        result.done += done
-        result.failed.update(failed)
+        await self.release(failed_ids, token)
         now = self.clock.now()
-        result.processed += len(items) + outcome.fired
-        self.metrics.waits_fired.inc(outcome.fired)
-        for flow, step in outcome.steps:
-            self.metrics.flow_steps.labels(flow, step).inc()
-        for channel in outcome.channels:
-            result.conversations[(doc["_id"], channel)] = self.conversation_summary(
-                doc, channel, outcome, now)
+        for doc, done, outcome in decided:
+            if doc["_id"] not in committed:
+                continue
+            # Only now, with the decision committed, may the inputs count as done.
+            result.done += done
+            result.processed += len(done) + outcome.fired
+            self.metrics.waits_fired.inc(outcome.fired)
+            for flow, step in outcome.steps:
+                self.metrics.flow_steps.labels(flow, step).inc()
+            for channel in outcome.channels:
+                result.conversations[(doc["_id"], channel)] = self.conversation_summary(
+                    doc, channel, outcome, now)
 
     def decide_all(self, doc: Doc, items: list[Doc]) -> tuple[list[str], dict[str, str], Outcome]:
         """Decide the inputs in arrival order, then the due waits (pure, in memory)."""
@@ -282,31 +320,62 @@ class Processor:
                 waits.take_due(doc, now)  # drop them, so they do not fail forever
         return done, failed, outcome
 
-    async def commit(self, doc: Doc, outcome: Outcome, token: str) -> None:
-        """Messages first (idempotent ids), then the state, if we still hold the lease.
+    async def commit_many(self, decided: list[tuple[Doc, list[str], Outcome]],
+                          token: str) -> set[str]:
+        """Records first (idempotent ids), then the states, where we still hold the lease.
 
-        The state write replaces the document only when its lease token is
+        Each state write replaces the document only when its lease token is
         still ours (a pipeline ``$cond`` on an ``_id``-only filter, see
-        :meth:`lease`); replacing it also drops the lease.
+        :meth:`lease_many`); replacing it also drops the lease. Returns the
+        ids committed.
         """
-        await insert_ignoring_duplicates(self.db.messages, outcome.messages)
-        await insert_ignoring_duplicates(self.db.codes, outcome.codes)
-        await insert_ignoring_duplicates(self.db.flow_runs, outcome.finished_runs)
-        doc["v"] = doc.get("v", 0) + 1
-        for attempt in range(2):
-            try:
-                written = await self.db.customers.update_one({"_id": doc["_id"]}, [
-                    {"$replaceWith": {"$cond": [{"$eq": ["$lease.token", token]},
-                                                {"$literal": doc}, "$$ROOT"]}}])
-                break
-            except DuplicateKeyError:
-                if attempt or not await self.drop_foreign_keys(doc):
+        if not decided:
+            return set()
+        for collection, records in (
+                (self.db.messages, [m for _, _, outcome in decided for m in outcome.messages]),
+                (self.db.codes, [c for _, _, outcome in decided for c in outcome.codes]),
+                (self.db.flow_runs, [r for _, _, outcome in decided
+                                     for r in outcome.finished_runs])):
+            await insert_ignoring_duplicates(collection, records)
+        docs = [doc for doc, _, _ in decided]
+        for doc in docs:
+            doc["v"] = doc.get("v", 0) + 1
+        try:
+            written = await self.db.customers.bulk_write(
+                [self._replace(doc, token) for doc in docs], ordered=False)
+            modified = written.modified_count
+        except BulkWriteError as exc:
+            # An identity key another customer owns (see drop_foreign_keys):
+            # those documents are committed again one by one without it.
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            modified = exc.details.get("nModified", 0)
+            for error in errors:
+                doc = docs[error["index"]]
+                if not await self.drop_foreign_keys(doc):
                     raise
-        if written.modified_count == 0:
-            log.warning("lease on customer %s expired before commit; decision dropped",
-                        doc["_id"])
-        else:
-            self._cache(doc)
+                single = await self.db.customers.bulk_write([self._replace(doc, token)])
+                modified += single.modified_count
+        if modified == len(docs):
+            for doc in docs:
+                self._cache(doc)
+            return {doc["_id"] for doc in docs}
+        # Some lease expired before its commit (a pause of LEASE_SECONDS):
+        # those decisions are dropped and their inputs stay pending.
+        ids = [doc["_id"] for doc in docs]
+        current = {doc["_id"]: doc.get("v") async for doc in self.db.customers.find(
+            {"_id": {"$in": ids}}, {"v": 1, "lease": 1}) if not doc.get("lease")}
+        committed = {doc["_id"] for doc in docs if current.get(doc["_id"]) == doc["v"]}
+        log.warning("%d lease(s) expired before commit; those decisions were dropped",
+                    len(docs) - len(committed))
+        return committed
+
+    @staticmethod
+    def _replace(doc: Doc, token: str) -> UpdateOne:
+        return UpdateOne({"_id": doc["_id"]}, [
+            {"$replaceWith": {"$cond": [{"$eq": ["$lease.token", token]},
+                                        {"$literal": doc}, "$$ROOT"]}}])
 
     async def drop_foreign_keys(self, doc: Doc) -> bool:
         """Remove identity keys another customer already owns; True if any were.
@@ -350,8 +419,7 @@ class Processor:
     async def flush(self, result: BatchResult) -> None:
         """Write what a pass decided about inputs and conversations, in batch."""
         if result.done:
-            await self.db.inbox.update_many(
-                {"_id": {"$in": result.done}}, {"$set": {"state": "done"}})
+            await update_each(self.db.inbox, result.done, {"$set": {"state": "done"}})
         for item_id, error in result.failed.items():
             await self.db.inbox.update_one(
                 {"_id": item_id}, {"$set": {"state": "failed", "error": error}})
@@ -405,8 +473,8 @@ class Processor:
                 else:
                     retry.append(item["_id"])
         if done:
-            await self.db.inbox.update_many({"_id": {"$in": done}}, {"$set": {"state": "done"}})
+            await update_each(self.db.inbox, done, {"$set": {"state": "done"}})
         if retry:
             # Unmatched statuses were pushed nowhere; try them again next pass.
-            await self.db.inbox.update_many({"_id": {"$in": retry}}, {"$inc": {"attempts": 1}})
+            await update_each(self.db.inbox, retry, {"$inc": {"attempts": 1}})
         return len(done)

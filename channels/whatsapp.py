@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from multidict import CIMultiDict
 from pywa_async import WhatsApp
 from pywa_async.errors import WhatsAppError
@@ -46,6 +47,7 @@ MAX_BUTTONS = 3  # reply buttons in one interactive message
 MAX_ROWS = 10  # rows in one interactive list
 BUTTON_TITLE_MAX = 20
 ROW_TITLE_MAX = 24
+CONNECTIONS = 32  # HTTP connections to the Graph API, all kept alive
 
 # Cloud API error codes -> our error classes. Codes not here fall back on the
 # HTTP status: 429 rate limited, 5xx (or is_transient) transient, else permanent.
@@ -107,7 +109,14 @@ class ApiUrlTransport(httpx.AsyncBaseTransport):
         self._host = parts.hostname
         self._port = parts.port
         self._prefix = parts.path.rstrip("/").encode("ascii")
-        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+        # pywa speaks httpx; aiohttp carries the bytes. httpx's own pool
+        # (httpcore) spent most of the sender's CPU on bookkeeping with a
+        # chunk of sends in flight; the aiohttp transport is the one the
+        # OpenAI and Anthropic SDKs offer for the same reason. Every
+        # connection is kept alive between chunks.
+        self._inner = inner if inner is not None else AiohttpTransport(
+            limits=httpx.Limits(max_connections=CONNECTIONS,
+                                max_keepalive_connections=CONNECTIONS))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Rewrite the request's address, then let the real transport send it."""
