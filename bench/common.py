@@ -297,6 +297,18 @@ def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
     return None
 
 
+def server_pid(guard_pid: int) -> int:
+    """The embedded server's own pid: the service starts it behind a guard
+    process (``bot.db_guard``), whose one child it is. Falls back to the
+    guard's pid when /proc does not tell."""
+    try:
+        with open(f"/proc/{guard_pid}/task/{guard_pid}/children", encoding="ascii") as file:
+            children = file.read().split()
+    except OSError:
+        return guard_pid
+    return int(children[0]) if children else guard_pid
+
+
 def cpu_seconds(pid: int | str = "self") -> float | None:
     """User + system CPU time a process has used so far, None when unreadable."""
     try:

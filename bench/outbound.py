@@ -3,7 +3,8 @@
 ``python -m bench.outbound [--messages 5000] [--history 0]`` starts the
 embedded database on an on-disk temporary directory (and uses ``MONGODB_URI``
 as a second column when it is set), and the loopback WhatsApp Cloud API fake
-(``tests.fakes.whatsapp.FakeWhatsApp``) in this process on 127.0.0.1.
+(``tests.fakes.whatsapp.FakeWhatsApp``) in a child process on 127.0.0.1
+(``python -m tests.fakes``), so this process's CPU is the sender's alone.
 
 Set-up (not timed): ``--messages`` customers, each with WhatsApp marketing
 consent and a message from a minute ago (the 24-hour window is open), and one
@@ -15,10 +16,12 @@ would have.
 
 Timed: the service's ``OutboxSender`` with one worker and pacing off
 (``Pacer(0)``) calls ``send_pass()`` until nothing is left, sending through
-the real ``WhatsAppChannel`` (pywa + httpx) to the fake. Reported: messages
-per second, and database round trips per message by command (PyMongo
-command monitoring), with the server time of each. The fake shares this
-process's CPU, so the figure is a floor for the sender itself. No pass starts
+the real ``WhatsAppChannel`` (pywa + httpx over aiohttp) to the fake.
+Reported: messages per second; database round trips per message by command
+(PyMongo command monitoring), with the server time of each; and the CPU time
+of the sender's process and of the embedded server per message, which say
+which of the two limits the rate (on two cores they also share the machine
+with the fake). No pass starts
 after ``--budget`` seconds: the rate is then what was sent by the end of the
 last pass, and the run is marked incomplete.
 """
@@ -29,10 +32,13 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -47,18 +53,19 @@ from bench.common import (
     phone,
     print_machine,
     print_table,
+    server_pid,
     targets,
 )
 from bot.clock import SystemClock
 from bot.customers import add_keys, identity_keys, new_customer, record_consent
 from bot.database import Database, make_client
+from bot.embedded_db import free_port
 from bot.inbox import next_seq
 from bot.metrics import Metrics
 from bot.outbound import SendPolicy, build_message
 from bot.outbox import OutboxSender
 from bot.pacing import Pacer
 from channels.whatsapp import WhatsAppChannel
-from tests.fakes.whatsapp import FakeWhatsApp
 
 Doc = dict[str, Any]
 CHUNK = 1000
@@ -73,7 +80,7 @@ async def database_for(target: str) -> AsyncIterator[tuple[str, int | None]]:
         return
     async with embedded_database() as server:
         assert server.process is not None
-        yield server.uri, server.process.pid
+        yield server.uri, server_pid(server.process.pid)
 
 
 def customer_and_message(index: int, policy: SendPolicy) -> tuple[Doc, Doc]:
@@ -113,11 +120,11 @@ async def bench(uri: str, db_pid: int | None, args: argparse.Namespace) -> Doc:
     client = make_client(uri, event_listeners=[counter])
     db_name = f"bench_outbound_{uuid.uuid4().hex[:8]}"
     database = Database(client, client[db_name])
-    fake = FakeWhatsApp(token="bench-token", phone_id="100200300400500")
-    await fake.start()
-    channel = WhatsAppChannel(phone_id=fake.phone_id, token=fake.token,
+    fake = await start_fake()
+    channel = WhatsAppChannel(phone_id=fake.env["WHATSAPP_PHONE_ID"],
+                              token=fake.env["WHATSAPP_TOKEN"],
                               app_secret="bench-app-secret", verify_token="bench-verify",
-                              api_url=fake.url)
+                              api_url=fake.env["WHATSAPP_API_URL"])
     reported: list[Doc] = []
 
     async def report(item: Doc) -> bool:  # the runtime passes inbox.accept: failures only
@@ -151,10 +158,11 @@ async def bench(uri: str, db_pid: int | None, args: argparse.Namespace) -> Doc:
         c1, t1 = counter.snapshot(), time.perf_counter()
         cpu1 = cpu_seconds(), cpu_seconds(db_pid) if db_pid else None
         sent = await database.messages.count_documents({"flow": "bench_out", "status": "sent"})
-        requests = len(fake.requests)
+        # The fake answers every request with a new message id.
+        requests = len(await database.messages.distinct("provider_id", {"flow": "bench_out"}))
     finally:
         await channel.close()
-        await fake.close()
+        fake.stop()
         with contextlib.suppress(Exception):
             await client.drop_database(db_name)
         await client.close()
@@ -176,10 +184,51 @@ async def bench(uri: str, db_pid: int | None, args: argparse.Namespace) -> Doc:
         "server_ms_per_call": {name: round(counts.seconds[name] / calls * 1000, 2)
                                for name, calls in sorted(counts.calls.items()) if calls},
         "db_time_share": round(sum(counts.seconds.values()) / seconds, 2) if seconds else None,
-        "cpu_s": {"bench_and_fake": _spent(cpu0[0], cpu1[0]),
-                  "db_server": _spent(cpu0[1], cpu1[1])},
+        "cpu_s": {"sender": _spent(cpu0[0], cpu1[0]), "db_server": _spent(cpu0[1], cpu1[1])},
+        "cpu_ms_per_message": {
+            "sender": _per_message(_spent(cpu0[0], cpu1[0]), sent),
+            "db_server": _per_message(_spent(cpu0[1], cpu1[1]), sent)},
         "problems": problems, "over_budget": slow,
     }
+
+
+@dataclass
+class FakeProcess:
+    """``python -m tests.fakes`` on free ports, and the variables it printed."""
+
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+async def start_fake() -> FakeProcess:
+    """Start the provider fakes in a child process; return once they listen."""
+    ports = [str(free_port()) for _ in range(3)]
+    process = subprocess.Popen(  # noqa: ASYNC220 (set-up, not timed)
+        [sys.executable, "-m", "tests.fakes", "--whatsapp-port", ports[0],
+         "--twilio-port", ports[1], "--telegram-port", ports[2]],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    env: dict[str, str] = {}
+    for line in process.stdout:
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].strip().partition("=")
+            env[name] = value
+        if line.startswith("# Ctrl-C"):
+            return FakeProcess(process, env)
+    process.kill()
+    raise RuntimeError("the provider fakes did not start")
+
+
+def _per_message(seconds: float | None, messages: int) -> float | None:
+    return round(seconds / messages * 1000, 3) if seconds is not None and messages else None
 
 
 def _spent(before: float | None, after: float | None) -> float | None:
@@ -206,8 +255,10 @@ def report(results: dict[str, Doc], args: argparse.Namespace) -> None:
         ("seconds", ("seconds",)),
         ("messages/s", ("messages_per_s",)),
         ("DB server time / wall", ("db_time_share",)),
-        ("CPU s, bench process (sender + fake)", ("cpu_s", "bench_and_fake")),
+        ("CPU s, sender process", ("cpu_s", "sender")),
         ("CPU s, embedded server", ("cpu_s", "db_server")),
+        ("CPU ms per message, sender", ("cpu_ms_per_message", "sender")),
+        ("CPU ms per message, embedded server", ("cpu_ms_per_message", "db_server")),
     ]
     print_table(
         f"Outbox -> WhatsAppChannel -> loopback FakeWhatsApp: {args.messages:,} messages, "

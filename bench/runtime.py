@@ -76,6 +76,7 @@ from bench.common import (
     print_machine,
     print_table,
     rss_mb,
+    server_pid,
     targets,
 )
 from bot.clock import SystemClock
@@ -398,7 +399,7 @@ def database_for(target: str) -> Iterator[tuple[str, int | None]]:
         return
     with embedded_database_sync() as server:
         assert server.process is not None
-        yield server.uri, server.process.pid
+        yield server.uri, server_pid(server.process.pid)
 
 
 def get(result: Doc, *path: str) -> Any:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
+
+from pymongo import monitoring
 
 from bot.clock import VirtualClock
 from bot.database import Database, make_client
@@ -104,8 +106,10 @@ class FlowHarness:
 
     def __init__(self, mongo_uri: str, flows: list[Flow], start: datetime = DEFAULT_START,
                  channels: tuple[ChannelName, ...] = ("whatsapp", "sms", "telegram"),
+                 listeners: Sequence[monitoring.CommandListener] = (),
                  **settings: Any) -> None:
         self.uri = mongo_uri
+        self.listeners = list(listeners)  # PyMongo command monitoring: count round trips
         self.channel_names = channels
         self.flows = {flow.name: flow for flow in flows}
         self.clock = VirtualClock(start)
@@ -118,7 +122,7 @@ class FlowHarness:
         self.counter = itertools.count(1)
 
     async def __aenter__(self) -> Self:
-        self.client = make_client(self.uri)
+        self.client = make_client(self.uri, event_listeners=self.listeners)
         self.database = Database(self.client, self.client[self.settings.mongodb_db])
         await self.database.ensure_indexes()
         channels = {name: CollectingChannel(name, self.clock, self.sent)

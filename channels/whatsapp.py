@@ -120,9 +120,9 @@ class ApiUrlTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Rewrite the request's address, then let the real transport send it."""
-        url = request.url.copy_with(scheme=self._scheme, host=self._host, port=self._port)
-        if self._prefix:
-            url = url.copy_with(raw_path=self._prefix + url.raw_path)
+        # One copy_with (each one re-parses the URL, a measurable cost per send).
+        url = request.url.copy_with(scheme=self._scheme, host=self._host, port=self._port,
+                                    raw_path=self._prefix + request.url.raw_path)
         request.url = url
         request.headers["Host"] = url.netloc.decode("ascii")
         return await self._inner.handle_async_request(request)

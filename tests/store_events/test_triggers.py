@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from durable.lang import m, ruleset, when_all
-from pymongo import monitoring
 
 from bot import waits
 from bot.commands import exit_flow, send
 from bot.customers import add_keys, new_customer
-from bot.database import Database, make_client
 from bot.flows import Flow
-from bot.metrics import Metrics
-from bot.runtime import Runtime
-from bot.testing import CollectingChannel, FlowHarness
+from bot.testing import FlowHarness
+from tests.support.monitoring import CommandLog
 
 CART = Flow("se_cart", triggers=("cart.abandoned",))
 
@@ -259,44 +256,6 @@ async def test_inactivity_counts_from_the_last_order_and_fires_once_per_lull(
 # --- customer.inactive: the sweep over 10,000 customers --------------------------------
 
 
-class CommandLog(monitoring.CommandListener):
-    """Every command the client starts, for counting round trips."""
-
-    def __init__(self) -> None:
-        self.commands: list[monitoring.CommandStartedEvent] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(event)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-    def on(self, collection: str) -> list[monitoring.CommandStartedEvent]:
-        return [e for e in self.commands if e.command.get(e.command_name) == collection]
-
-
-class MonitoredHarness(FlowHarness):
-    """FlowHarness whose database client reports every command to ``listener``."""
-
-    def __init__(self, *args: Any, listener: CommandLog, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.listener = listener
-
-    async def __aenter__(self) -> Self:
-        self.client = make_client(self.uri, event_listeners=[self.listener])
-        self.database = Database(self.client, self.client[self.settings.mongodb_db])
-        await self.database.ensure_indexes()
-        channels = {name: CollectingChannel(name, self.clock, self.sent)
-                    for name in self.channel_names}
-        self.runtime = Runtime(self.settings, self.database, self.clock, Metrics(),
-                               channels, self.flows)  # type: ignore[arg-type]
-        self.runtime.start(loops=False)
-        return self
-
-
 CUSTOMERS = 10_000
 DUE = 10
 INACTIVE_DAYS = 90
@@ -323,8 +282,8 @@ def lifecycle_customer(n: int, created: datetime) -> dict[str, Any]:
 async def test_inactivity_sweep_over_ten_thousand_customers_touches_only_the_due(
         mongo_uri: str) -> None:
     listener = CommandLog()
-    async with MonitoredHarness(mongo_uri, [INACTIVE], channels=("sms",),
-                                listener=listener) as h:
+    async with FlowHarness(mongo_uri, [INACTIVE], channels=("sms",),
+                           listeners=[listener]) as h:
         now = h.clock.now()
         due_every = CUSTOMERS // DUE
         docs = []
@@ -382,8 +341,8 @@ async def test_inactivity_sweep_over_ten_thousand_customers_touches_only_the_due
 async def test_the_sweeps_lease_and_commit_read_only_the_due_customers_document(
         mongo_uri: str) -> None:
     listener = CommandLog()
-    async with MonitoredHarness(mongo_uri, [INACTIVE], channels=("sms",),
-                                listener=listener) as h:
+    async with FlowHarness(mongo_uri, [INACTIVE], channels=("sms",),
+                           listeners=[listener]) as h:
         now = h.clock.now()
         docs = [lifecycle_customer(n, now - timedelta(days=INACTIVE_DAYS + 1 if n == 3 else 1))
                 for n in range(2000)]

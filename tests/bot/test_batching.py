@@ -1,0 +1,129 @@
+"""Decisions and sends are batched across customers: round trips counted.
+
+A pass over many customers' inputs takes all their leases in one write,
+stores all their messages in one insert and commits all their states in one
+write; the sender claims and settles a pass in two writes. Counted with
+PyMongo's command monitoring, as the benchmarks count them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from durable.lang import m, ruleset, when_all
+
+from bot.commands import send
+from bot.flows import Flow
+from bot.inputs import InboundMessage
+from bot.testing import FlowHarness
+from tests.support.monitoring import CommandLog
+
+ECHO = Flow("b_echo", triggers=("message",), marketing=False, receives_messages=True)
+
+with ruleset("b_echo"):
+
+    @when_all(m.type == "message")
+    def echo(c):  # type: ignore[no-untyped-def]
+        send(c, f"recibido: {c.m.text}")
+
+
+CUSTOMERS = 30
+
+
+def phone(n: int) -> str:
+    return f"+54911{n:08d}"
+
+
+async def introduce(h: FlowHarness, count: int) -> None:
+    for n in range(count):
+        await h.customer(f"c{n}", phone=phone(n))
+
+
+async def accept_replies(h: FlowHarness, numbers: range, text: str) -> None:
+    """Replies accepted (persisted) but not yet decided."""
+    for n in numbers:
+        await h.runtime.accept_channel_input("sms", InboundMessage(
+            channel="sms", provider_id=f"{text}-{n}", sender=phone(n), text=text,
+            at=h.clock.now()))
+
+
+async def test_replies_of_many_customers_share_one_lease_one_insert_and_one_commit(
+        mongo_uri: str) -> None:
+    log = CommandLog()
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), listeners=[log]) as h:
+        await introduce(h, CUSTOMERS)
+        await accept_replies(h, range(CUSTOMERS), "hola")
+        log.commands.clear()
+        assert await h.runtime.processor.inbox_pass() == CUSTOMERS
+        # Customers: one read finds who the senders' phones belong to, one
+        # write takes every lease (conditional on the version this process
+        # committed, so no read of the documents), one write commits them all.
+        assert log.count("customers") == {"find": 1, "update": 2}
+        assert log.count("messages") == {"insert": 1}
+        [insert] = log.on("messages")
+        assert len(insert.command["documents"]) == 2 * CUSTOMERS  # inbound + reply each
+        await h.runtime.drain()
+        for n in range(CUSTOMERS):
+            assert [s.text for s in h.to(f"c{n}")] == ["recibido: hola"]
+
+
+async def test_a_lone_reply_from_a_customer_decided_here_last_costs_three_round_trips(
+        mongo_uri: str) -> None:
+    log = CommandLog()
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), listeners=[log]) as h:
+        await introduce(h, 1)
+        await accept_replies(h, range(1), "primera")
+        await h.runtime.drain()
+        await accept_replies(h, range(1), "segunda")
+        log.commands.clear()
+        assert await h.runtime.processor.inbox_pass() == 1
+        # The decision's own round trips: lease (conditional on the version this
+        # process committed, so no read), the messages, the commit.
+        decision = log.count("customers") + log.count("messages")
+        assert decision == {"update": 2, "insert": 1}, decision
+        await h.runtime.drain()
+        assert [s.text for s in h.to("c0")] == ["recibido: primera", "recibido: segunda"]
+
+
+async def test_a_customer_leased_elsewhere_waits_while_the_rest_of_the_chunk_goes_on(
+        mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        await introduce(h, 3)
+        held = await h.customer_doc("c1")
+        other_worker = {"owner": "elsewhere", "token": "theirs",
+                        "until": datetime.now(UTC) + timedelta(minutes=5)}
+        await h.database.customers.update_one({"_id": held["_id"]},
+                                              {"$set": {"lease": other_worker}})
+        await accept_replies(h, range(3), "hola")
+        await h.runtime.drain()
+        assert [len(h.to(f"c{n}")) for n in range(3)] == [1, 0, 1]
+        pending = await h.database.inbox.count_documents({"state": "pending"})
+        assert pending == 1  # c1's reply is kept, not lost
+
+        # The other worker's lease runs out: the reply is decided, once.
+        await h.database.customers.update_one(
+            {"_id": held["_id"]}, {"$set": {"lease.until": datetime.now(UTC) - timedelta(1)}})
+        await h.runtime.drain()
+        assert [s.text for s in h.to("c1")] == ["recibido: hola"]
+        assert await h.database.inbox.count_documents({"state": "pending"}) == 0
+
+
+async def test_a_send_pass_claims_and_settles_its_messages_in_two_writes(
+        mongo_uri: str) -> None:
+    log = CommandLog()
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), listeners=[log]) as h:
+        await introduce(h, CUSTOMERS)
+        await accept_replies(h, range(CUSTOMERS), "hola")
+        await h.runtime.processor.inbox_pass()
+        log.commands.clear()
+        assert await h.runtime.sender.send_pass() == CUSTOMERS
+        writes = [e for e in log.on("messages") if e.command_name == "update"]
+        assert len(writes) == 2  # the claim (marked sending), the outcomes
+        claim, outcome = (e.command["updates"] for e in writes)
+        assert len(claim) == len(outcome) == CUSTOMERS
+        assert all(u["u"][0]["$set"]["claim"]["$cond"][1]["$literal"]["sending"]
+                   for u in claim)
+        assert len(h.sent) == CUSTOMERS
+        sent = await h.database.messages.count_documents({"status": "sent"})
+        assert sent == CUSTOMERS
+        assert await h.runtime.sender.send_pass() == 0
