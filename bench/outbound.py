@@ -65,6 +65,7 @@ from bot.metrics import Metrics
 from bot.outbound import SendPolicy, build_message
 from bot.outbox import OutboxSender
 from bot.pacing import Pacer
+from channels.base import OutboundMessage
 from channels.whatsapp import WhatsAppChannel
 
 Doc = dict[str, Any]
@@ -160,6 +161,7 @@ async def bench(uri: str, db_pid: int | None, args: argparse.Namespace) -> Doc:
         sent = await database.messages.count_documents({"flow": "bench_out", "status": "sent"})
         # The fake answers every request with a new message id.
         requests = len(await database.messages.distinct("provider_id", {"flow": "bench_out"}))
+        channel_alone = await channel_cpu(channel, min(args.messages, 2000))
     finally:
         await channel.close()
         fake.stop()
@@ -186,6 +188,7 @@ async def bench(uri: str, db_pid: int | None, args: argparse.Namespace) -> Doc:
         "db_time_share": round(sum(counts.seconds.values()) / seconds, 2) if seconds else None,
         "cpu_s": {"sender": _spent(cpu0[0], cpu1[0]), "db_server": _spent(cpu0[1], cpu1[1])},
         "cpu_ms_per_message": {
+            "channel_alone": channel_alone,
             "sender": _per_message(_spent(cpu0[0], cpu1[0]), sent),
             "db_server": _per_message(_spent(cpu0[1], cpu1[1]), sent)},
         "problems": problems, "over_budget": slow,
@@ -227,6 +230,22 @@ async def start_fake() -> FakeProcess:
     raise RuntimeError("the provider fakes did not start")
 
 
+async def channel_cpu(channel: WhatsAppChannel, count: int) -> float | None:
+    """CPU ms per message of ``WhatsAppChannel.send`` alone (pywa, httpx, aiohttp),
+    no database: the floor of the sender's own cost per WhatsApp message."""
+    messages = [OutboundMessage(id=f"alone-{i}", channel="whatsapp", to=phone(i),
+                                text="Hola, ¿seguimos con tu carrito?") for i in range(count)]
+    limit = asyncio.Semaphore(64)
+
+    async def send(message: OutboundMessage) -> None:
+        async with limit:
+            await channel.send(message)
+
+    before = cpu_seconds()
+    await asyncio.gather(*(send(message) for message in messages))
+    return _per_message(_spent(before, cpu_seconds()), count)
+
+
 def _per_message(seconds: float | None, messages: int) -> float | None:
     return round(seconds / messages * 1000, 3) if seconds is not None and messages else None
 
@@ -258,6 +277,7 @@ def report(results: dict[str, Doc], args: argparse.Namespace) -> None:
         ("CPU s, sender process", ("cpu_s", "sender")),
         ("CPU s, embedded server", ("cpu_s", "db_server")),
         ("CPU ms per message, sender", ("cpu_ms_per_message", "sender")),
+        ("  of which the channel alone (pywa+httpx)", ("cpu_ms_per_message", "channel_alone")),
         ("CPU ms per message, embedded server", ("cpu_ms_per_message", "db_server")),
     ]
     print_table(

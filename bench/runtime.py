@@ -194,8 +194,10 @@ async def reply_round(env: BenchRuntime, round_id: str, indexes: list[int], text
     await send_all(runtime)
     c3, t3 = counter.snapshot(), time.perf_counter()
     decided = len(env.sent) - sent_before
+    # A pass cut at the deadline may have committed every decision already.
+    complete = finished or decided == n
     return {
-        "replies": n, "accepted": sum(accepted), "decided": decided, "complete": finished,
+        "replies": n, "accepted": sum(accepted), "decided": decided, "complete": complete,
         "seconds": round(t3 - t0, 3), "intake_s": round(t1 - t0, 3),
         "decide_s": round(t2 - t1, 3), "send_s": round(t3 - t2, 3), "decide_passes": passes,
         "replies_per_s": round(decided / (t3 - t0), 1),

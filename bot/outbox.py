@@ -144,6 +144,7 @@ class OutboxSender:
         plan = SendPlan()
         blocked: set[str] = set()
         resume_at: dict[str, datetime] = {}
+        cursor: dict[str, datetime] = {}  # each channel's latest planned start
         for message in messages:
             name = message["channel"]
             if name in blocked:
@@ -158,12 +159,12 @@ class OutboxSender:
                 continue
             pacer = self.pacers.setdefault(name, Pacer(0))
             cost = _cost(name, verdict)
-            delay = pacer.delay(now, cost)
+            start = cursor.get(name, now)
+            delay = pacer.delay(start, cost)
             if delay > 0 and self.clock.virtual:
                 resume_at[name] = to_millis(now + timedelta(seconds=delay + RESOLUTION))
                 plan.add(message["_id"], self._defer(message, resume_at[name]))
                 continue
-            start = now
             while delay > 0:
                 start += timedelta(seconds=delay)
                 if (start - now).total_seconds() > PACE_HORIZON:
@@ -172,6 +173,7 @@ class OutboxSender:
             if delay > 0:
                 blocked.add(name)  # keep the channel's order: later ones wait too
                 continue
+            cursor[name] = start
             plan.ids.append(message["_id"])
             plan.sends.append((message, verdict, start))
         return plan

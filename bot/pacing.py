@@ -34,7 +34,9 @@ class Pacer:
         if self.updated is not None:
             elapsed = max(0.0, (now - self.updated).total_seconds())
             self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
-        self.updated = now
+        # Never back: a sender plans sends ahead of now (see OutboxSender._plan),
+        # and an earlier time must not count the same refill twice.
+        self.updated = now if self.updated is None else max(self.updated, now)
         # A send bigger than the bucket (a long SMS) goes once the bucket is
         # full and leaves it in debt, which the next send waits off.
         needed = min(cost, self.capacity)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from durable.lang import m, ruleset, when_all
 
+from bot.clock import SystemClock
 from bot.commands import send
 from bot.flows import Flow
 from bot.inputs import InboundMessage
+from bot.metrics import Metrics
+from bot.outbox import OutboxSender
+from bot.pacing import Pacer
 from bot.testing import FlowHarness
 from tests.support.monitoring import CommandLog
 
@@ -127,3 +132,26 @@ async def test_a_send_pass_claims_and_settles_its_messages_in_two_writes(
         sent = await h.database.messages.count_documents({"status": "sent"})
         assert sent == CUSTOMERS
         assert await h.runtime.sender.send_pass() == 0
+
+
+async def test_on_the_system_clock_paced_sends_are_planned_a_second_ahead_at_most(
+        mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        await introduce(h, 8)
+        await accept_replies(h, range(8), "hola")
+        await h.runtime.processor.inbox_pass()
+        queued = await h.database.messages.find({"outbox": True}).sort("seq", 1).to_list(None)
+        customers = {doc["_id"]: doc async for doc in h.database.customers.find()}
+        clock = SystemClock()
+        sender = OutboxSender(h.database, clock, h.runtime.channels, Metrics(),
+                              {"sms": Pacer(2)}, None, h.runtime.inbox.accept)
+        now = clock.now()
+        plan = sender._plan(queued, customers, now)
+        starts = [(start - now).total_seconds() for _, _, start in plan.sends]
+        # A burst of two at once, then one every half second up to the horizon.
+        assert starts == pytest.approx([0.0, 0.0, 0.5, 1.0], abs=0.01)
+        assert [m["_id"] for m, _, _ in plan.sends] == [m["_id"] for m in queued[:4]]
+        # The rest is neither claimed nor deferred: it stays queued, in order,
+        # for a later pass, so no claim is held while a slow sender catches up.
+        assert plan.ids == [m["_id"] for m in queued[:4]]
+        assert plan.operations == []
