@@ -52,7 +52,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], name="timeline"),
         IndexModel([("provider_id", ASCENDING)], name="provider_id", sparse=True),
         IndexModel([("outbox", ASCENDING), ("due_at", ASCENDING)], name="outbox", sparse=True),
-        IndexModel([("claim.token", ASCENDING)], name="claim_token", sparse=True),
     ],
     "conversations": [
         IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),

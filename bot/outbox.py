@@ -201,8 +201,12 @@ class OutboxSender:
         written = await self.db.messages.bulk_write(operations, ordered=False)
         if written.modified_count == len(plan.ids):
             return set(plan.ids)
-        return {doc["_id"] async for doc in self.db.messages.find(
-            {"claim.token": token}, {"_id": 1})}
+        owned: set[Any] = set()
+        for start in range(0, len(plan.ids), 100):  # $in lists kept short (see update_each)
+            owned |= {doc["_id"] async for doc in self.db.messages.find(
+                {"_id": {"$in": plan.ids[start:start + 100]}}, {"claim.token": 1})
+                if (doc.get("claim") or {}).get("token") == token}
+        return owned
 
     async def _settle_lost(self, ids: list[Any], now: datetime) -> None:
         reason = "outcome unknown: the worker stopped while sending; not sent again"

@@ -8,6 +8,7 @@ PyMongo's command monitoring, as the benchmarks count them.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -155,3 +156,21 @@ async def test_on_the_system_clock_paced_sends_are_planned_a_second_ahead_at_mos
         # for a later pass, so no claim is held while a slow sender catches up.
         assert plan.ids == [m["_id"] for m in queued[:4]]
         assert plan.operations == []
+
+
+async def test_two_senders_racing_over_one_outbox_send_each_message_once(
+        mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        await introduce(h, CUSTOMERS)
+        await accept_replies(h, range(CUSTOMERS), "hola")
+        await h.runtime.processor.inbox_pass()
+        other = OutboxSender(h.database, h.clock, h.runtime.channels, Metrics(),
+                             {"sms": Pacer(0)}, None, h.runtime.inbox.accept)
+        # Both read the same due messages; each claim is conditional, so
+        # whichever writes second finds it changed fewer documents than planned
+        # and sends only what it holds.
+        await asyncio.gather(h.runtime.sender.send_pass(), other.send_pass())
+        await asyncio.gather(h.runtime.sender.send_pass(), other.send_pass())
+        assert sorted(s.to for s in h.sent) == sorted(phone(n) for n in range(CUSTOMERS))
+        assert await h.database.messages.count_documents({"status": "sent"}) == CUSTOMERS
+        assert await h.database.messages.count_documents({"outbox": True}) == 0
