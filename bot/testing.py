@@ -76,7 +76,7 @@ class CollectingChannel:
     def parse(self, headers: Mapping[str, str], body: bytes) -> Parsed:
         return []
 
-    def ack(self) -> WebhookAck:
+    def ack(self, parsed: Parsed) -> WebhookAck:
         return WebhookAck()
 
     async def send(self, message: OutboundMessage) -> str:

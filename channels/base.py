@@ -100,8 +100,8 @@ class Channel(Protocol):
         """
         ...
 
-    def ack(self) -> WebhookAck:
-        """The answer to give the provider after the webhook is stored."""
+    def ack(self, parsed: Parsed) -> WebhookAck:
+        """The answer to give the provider after the webhook (``parsed``) is stored."""
         ...
 
     async def send(self, message: OutboundMessage) -> str:

@@ -190,7 +190,7 @@ class SmsChannel:
                                recipient=form.get("To") or None, error_code=code,
                                error_message=message, at=self.clock())]
 
-    def ack(self) -> WebhookAck:
+    def ack(self, parsed: Parsed) -> WebhookAck:
         """Empty TwiML: stored, and no automatic reply."""
         return WebhookAck(status=200, body=EMPTY_TWIML, content_type="text/xml")
 

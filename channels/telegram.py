@@ -61,6 +61,7 @@ DEFAULT_API_URL = "https://api.telegram.org"
 MEDIA_FIELDS = ("photo", "document", "audio", "voice", "video", "video_note", "sticker",
                 "animation", "location", "contact")
 START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CALLBACK_PREFIX = "cb:"  # provider ids of inline-button taps (callback queries)
 
 # Opt in to python-telegram-bot's timedelta time periods, its announced default for the
 # next major version; without it, every RetryAfter it builds emits a deprecation warning
@@ -188,7 +189,7 @@ class TelegramChannel:
         title = _button_title(message, query.data) if isinstance(message, Message) else None
         return [InboundMessage(
             channel="telegram",
-            provider_id=f"cb:{query.id}",
+            provider_id=f"{CALLBACK_PREFIX}{query.id}",
             sender=str(chat_id),
             kind="choice",
             text=title or query.data,
@@ -197,8 +198,20 @@ class TelegramChannel:
             at=self.clock(),
         )]
 
-    def ack(self) -> WebhookAck:
-        """Telegram only needs a 2xx."""
+    def ack(self, parsed: Parsed) -> WebhookAck:
+        """A 2xx; for a tapped inline button, one that also answers the tap.
+
+        Until a callback query is answered, the customer's app shows a spinner
+        on the button. Telegram lets a webhook's reply carry one Bot API call
+        (``{"method": ...}``), so the answer costs no request of its own and
+        goes out as soon as the tap is stored.
+        """
+        taps = [item for item in parsed if isinstance(item, InboundMessage)
+                and item.provider_id.startswith(CALLBACK_PREFIX)]
+        if len(taps) == 1:  # one update per webhook: at most one tap
+            body = json.dumps({"method": "answerCallbackQuery",
+                               "callback_query_id": taps[0].provider_id[len(CALLBACK_PREFIX):]})
+            return WebhookAck(status=200, body=body, content_type="application/json")
         return WebhookAck(status=200, body='{"ok": true}', content_type="application/json")
 
     # -- sending ----------------------------------------------------------------
@@ -226,7 +239,8 @@ class TelegramChannel:
         """Stop the tapped button's spinner (``answerCallbackQuery``); ``cb:`` ids accepted."""
         try:
             await self._initialize()
-            await self.bot.answer_callback_query(callback_id.removeprefix("cb:"), text=text)
+            await self.bot.answer_callback_query(callback_id.removeprefix(CALLBACK_PREFIX),
+                                                 text=text)
         except TelegramError as error:
             raise map_error(error) from error
 

@@ -55,7 +55,7 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
                                        body.decode("utf-8", errors="replace"))
             return web.json_response({"ignored": True})
         await asyncio.gather(*(runtime.accept_channel_input(name, item) for item in parsed))
-        ack = channel.ack()
+        ack = channel.ack(parsed)
         return web.Response(status=ack.status, text=ack.body, content_type=ack.content_type)
 
     return handle

@@ -220,7 +220,7 @@ class WhatsAppChannel:
         """Inbound messages and delivery statuses of a verified webhook (pure)."""
         return parse_webhook(body, self._wa)
 
-    def ack(self) -> WebhookAck:
+    def ack(self, parsed: Parsed) -> WebhookAck:
         """Meta only needs a fast 200."""
         return WebhookAck(status=200, body='{"ok": true}', content_type="application/json")
 

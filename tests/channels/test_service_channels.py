@@ -234,9 +234,15 @@ async def test_telegram_deep_link_links_a_chat_to_the_store_customer(
     token = customer["telegram_link"].rsplit("start=", 1)[1]
     await service.telegram(telegram_message_update(f"/start {token}", chat_id=777))
     await service.advance(0)
-    await service.telegram(telegram_message_update("hola bot", chat_id=777))
+    answered = await service.telegram(telegram_message_update("hola bot", chat_id=777))
+    assert answered == {"ok": True}
     await service.advance(0)
-    await service.telegram(telegram_callback_update("yes", chat_id=777))
+    # The tap is answered in the webhook's reply (Telegram runs that Bot API
+    # call), so the button's spinner stops without a request of our own.
+    answered = await service.telegram(telegram_callback_update(
+        "yes", chat_id=777, callback_id="4382bfdwdsb323b2d9"))
+    assert answered == {"method": "answerCallbackQuery",
+                        "callback_query_id": "4382bfdwdsb323b2d9"}
     await service.advance(0)
     assert [m["text"] for m in fakes.telegram.sent["777"]] == ["eco: hola bot", "eco: yes [yes]"]
     linked = await db.customers.find_one({"keys": "store:cus_1"})

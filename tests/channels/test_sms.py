@@ -94,7 +94,7 @@ def test_default_status_callback_is_the_public_status_route() -> None:
 
 
 def test_ack_is_empty_twiml(parser: SmsChannel) -> None:
-    ack = parser.ack()
+    ack = parser.ack([])
     assert (ack.status, ack.body, ack.content_type) == (200, EMPTY_TWIML, "text/xml")
     assert ack.body == '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 

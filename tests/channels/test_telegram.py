@@ -86,7 +86,7 @@ def test_secret_token_refused(parser: TelegramChannel, headers: dict[str, str]) 
 
 
 def test_ack(parser: TelegramChannel) -> None:
-    ack = parser.ack()
+    ack = parser.ack([])
     assert (ack.status, json.loads(ack.body)) == (200, {"ok": True})
 
 

@@ -95,7 +95,7 @@ def test_off_while_a_variable_is_missing(missing: str) -> None:
 
 
 def test_ack_is_a_fast_json_200(parser: WhatsAppChannel) -> None:
-    ack = parser.ack()
+    ack = parser.ack([])
     assert (ack.status, json.loads(ack.body), ack.content_type) == (
         200, {"ok": True}, "application/json")
 

@@ -99,11 +99,13 @@ class Service:
         response = await self.client.post(path, data=body, headers=headers)
         assert response.status == expect, await response.text()
 
-    async def telegram(self, update: dict[str, Any], expect: int = 200) -> None:
+    async def telegram(self, update: dict[str, Any], expect: int = 200) -> Any:
+        """Post an update as Telegram does; returns the JSON the webhook answered."""
         response = await self.client.post(
             "/webhooks/telegram", data=json.dumps(update).encode(),
             headers={**telegram_headers(TG_SECRET), "Content-Type": "application/json"})
         assert response.status == expect, await response.text()
+        return await response.json()
 
     async def api(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
         response = await self.client.request(method, path, headers=AUTH, **kwargs)
