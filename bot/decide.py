@@ -28,7 +28,13 @@ from bot.customers import facts, merge_profile, record_consent
 from bot.engine import Engine
 from bot.flows import Flow
 from bot.inputs import CustomerInfo, InboundMessage, StoreEvent
-from bot.outbound import SendPolicy, build_message, choose_channel, conversation_id
+from bot.outbound import (
+    SendPolicy,
+    build_message,
+    choose_channel,
+    conversation_id,
+    record_marketing,
+)
 from store_events.triggers import (
     TriggerPolicy,
     mark_fired,
@@ -493,6 +499,8 @@ class _Session:
             reply=self.origin is not None and channel == self.origin, flow=flow.name,
             run=run["run"], step=step)
         self.out.messages.append(message)
+        if message["marketing"] and message["status"] == "queued":
+            record_marketing(self.doc, self.now, self.ctx.send_policy)
         if message["channel"]:
             self.out.channels.add(message["channel"])
         self.record_step(run, flow, step, message["status"],

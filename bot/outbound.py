@@ -1,8 +1,8 @@
 """Turning a ``send``/``ask`` into an outbox message: pure decisions.
 
-Which channel, whether consent allows it, whether an agent holds the
-conversation, whether WhatsApp's 24-hour window needs the flow's template,
-and when it may go out (quiet hours for marketing). The result is the
+Which channel, whether consent and the frequency cap allow it, whether an
+agent holds the conversation, whether WhatsApp's 24-hour window needs the
+flow's template, and when it may go out (quiet hours for marketing). The result is the
 message document that the outbox sender claims; a message that must not go
 out is still written, with status ``skipped`` and the reason, so agents and
 statistics see it.
@@ -31,6 +31,29 @@ class SendPolicy:
     default_timezone: str = "America/Argentina/Buenos_Aires"
     quiet_hours: bool = True
     status_callback: str | None = None
+    marketing_cap: int = 0  # marketing messages per customer per window; 0: no cap
+    marketing_cap_window: timedelta = timedelta(days=7)
+
+
+def over_cap(doc: Doc, now: datetime, policy: SendPolicy) -> str | None:
+    """Why one more marketing message would break the frequency cap, if it would."""
+    if policy.marketing_cap <= 0:
+        return None
+    since = now - policy.marketing_cap_window
+    recent = [at for at in doc.get("marketing_log", []) if at > since]
+    if len(recent) < policy.marketing_cap:
+        return None
+    days = policy.marketing_cap_window / timedelta(days=1)
+    return (f"frequency cap: {policy.marketing_cap} marketing message(s) "
+            f"in {days:g} day(s) already")
+
+
+def record_marketing(doc: Doc, now: datetime, policy: SendPolicy) -> None:
+    """Count a queued marketing message against the cap (the log keeps one window)."""
+    if policy.marketing_cap <= 0:
+        return
+    since = now - policy.marketing_cap_window
+    doc["marketing_log"] = [at for at in doc.get("marketing_log", []) if at > since] + [now]
 
 
 def address(doc: Doc, channel: str) -> tuple[str | None, str | None]:
@@ -116,6 +139,8 @@ def build_message(
         skipped = f"channel {channel} is not configured"
     elif marketing and not reply and not has_consent(doc, channel):
         skipped = f"no marketing consent on {channel}"
+    if marketing and not reply and not skipped:
+        skipped = over_cap(doc, now, policy)
     to, to_user_id = address(doc, channel) if channel else (None, None)
     if channel and not skipped and not (to or to_user_id):
         skipped = f"no address on {channel}"

@@ -66,7 +66,10 @@ class Runtime:
             flows=flows, engine=Engine(),
             send_policy=SendPolicy(channels=frozenset(channels),
                                    default_timezone=settings.default_timezone,
-                                   quiet_hours=settings.quiet_hours),
+                                   quiet_hours=settings.quiet_hours,
+                                   marketing_cap=settings.marketing_cap,
+                                   marketing_cap_window=timedelta(
+                                       days=settings.marketing_cap_days)),
             trigger_policy=TriggerPolicy(abandon_after=settings.cart_abandon_after,
                                          inactive_after_days=settings.inactive_after_days,
                                          sunset_after_days=settings.sunset_after_days,

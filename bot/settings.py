@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     flows: str | None = Field(
         default=None, description="comma-separated flow modules; all when unset")
     quiet_hours: bool = True
+    marketing_cap: int = Field(
+        default=0, ge=0, description="marketing messages per customer per window; 0: no cap")
+    marketing_cap_days: float = Field(default=7, gt=0)
     default_timezone: str = "America/Argentina/Buenos_Aires"
 
     whatsapp_phone_id: str | None = None
