@@ -4,8 +4,8 @@ Webhooks are verified here (``X-Hub-Signature-256``), parsed by
 :mod:`channels.whatsapp_parse` (2026 format: every contact carries a
 business-scoped ``user_id``, and a user with a username may come without a
 phone number), and sends go through ``pywa_async.WhatsApp``. pywa has no
-setting for the API address, so :class:`ApiUrlTransport` sends its requests to
-``WHATSAPP_API_URL`` instead: the one place where that is done.
+setting for the API address; the channel points pywa's httpx client at
+``WHATSAPP_API_URL`` once pywa is built: the one place where that is done.
 """
 
 from __future__ import annotations
@@ -93,43 +93,12 @@ ERROR_CLASSES: dict[int, type[SendError]] = {
 DEFAULT_RETRY_AFTER: dict[int, float] = {131056: 6.0}
 
 
-class ApiUrlTransport(httpx.AsyncBaseTransport):
-    """Sends each request to ``api_url`` (scheme, host, port and path prefix), path unchanged.
-
-    pywa builds ``https://graph.facebook.com/v{version}/...`` and overwrites the
-    ``base_url`` of any client it is given; rewriting at the transport is the
-    only seam that reaches a fake or proxy without patching pywa.
-    """
-
-    def __init__(self, api_url: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        parts = urlsplit(api_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"WHATSAPP_API_URL must be an http(s) URL, got {api_url!r}")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/").encode("ascii")
-        # pywa speaks httpx; aiohttp carries the bytes. httpx's own pool
-        # (httpcore) spent most of the sender's CPU on bookkeeping with a
-        # chunk of sends in flight; the aiohttp transport is the one the
-        # OpenAI and Anthropic SDKs offer for the same reason. Every
-        # connection is kept alive between chunks.
-        self._inner = inner if inner is not None else AiohttpTransport(
-            limits=httpx.Limits(max_connections=CONNECTIONS,
-                                max_keepalive_connections=CONNECTIONS))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Rewrite the request's address, then let the real transport send it."""
-        # One copy_with (each one re-parses the URL, a measurable cost per send).
-        url = request.url.copy_with(scheme=self._scheme, host=self._host, port=self._port,
-                                    raw_path=self._prefix + request.url.raw_path)
-        request.url = url
-        request.headers["Host"] = url.netloc.decode("ascii")
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """Close the real transport's connections."""
-        await self._inner.aclose()
+def graph_base_url(api_url: str, api_version: str) -> str:
+    """``{WHATSAPP_API_URL}/v{version}``: where pywa's requests go (a fake in tests)."""
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"WHATSAPP_API_URL must be an http(s) URL, got {api_url!r}")
+    return f"{api_url.rstrip('/')}/v{api_version}"
 
 
 class WhatsAppChannel:
@@ -167,7 +136,15 @@ class WhatsAppChannel:
         self.list_button = list_button
         self._app_secret = app_secret.encode()
         self._verify_token = verify_token
-        self._http = httpx.AsyncClient(transport=ApiUrlTransport(api_url), timeout=15.0)
+        base_url = graph_base_url(api_url, api_version)
+        # pywa speaks httpx; aiohttp carries the bytes. httpx's own pool
+        # (httpcore) spent most of the sender's CPU on bookkeeping with a
+        # chunk of sends in flight; the aiohttp transport is the one the
+        # OpenAI and Anthropic SDKs offer for the same reason. Every
+        # connection is kept alive between chunks.
+        transport = AiohttpTransport(limits=httpx.Limits(
+            max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS))
+        self._http = httpx.AsyncClient(transport=transport, timeout=15.0)
         # No verify_token / app_secret / callback_url / server: pywa then registers
         # nothing and makes no call at construction; we only use it to send.
         self._wa = WhatsApp(
@@ -177,6 +154,9 @@ class WhatsAppChannel:
             api_version=api_version,
             validate_updates=False,
         )
+        # pywa points its client at graph.facebook.com when it is built, and only
+        # then (it has no setting for the address): point it at WHATSAPP_API_URL.
+        self._http.base_url = httpx.URL(base_url)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WhatsAppChannel | None:

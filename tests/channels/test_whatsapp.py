@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -23,7 +22,7 @@ from channels.errors import (
     RateLimited,
     TransientSendError,
 )
-from channels.whatsapp import ApiUrlTransport, WhatsAppChannel
+from channels.whatsapp import WhatsAppChannel, graph_base_url
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.support.signing import (
     USER_ID,
@@ -459,22 +458,12 @@ async def test_unreachable_api_is_transient() -> None:
 # -- the transport alone ------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
-async def test_transport_keeps_path_and_query_and_adds_a_prefix() -> None:
-    seen: list[httpx.Request] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={})
-
-    transport = ApiUrlTransport("http://127.0.0.1:9/graph", inner=httpx.MockTransport(answer))
-    async with httpx.AsyncClient(transport=transport, base_url="https://graph.facebook.com") as c:
-        await c.get("/v21.0/123/messages", params={"a": "b c"})
-    [request] = seen
-    assert str(request.url) == "http://127.0.0.1:9/graph/v21.0/123/messages?a=b+c"
-    assert request.headers["Host"] == "127.0.0.1:9"
+def test_the_api_address_keeps_a_path_prefix_and_adds_the_version() -> None:
+    assert graph_base_url("http://127.0.0.1:9/graph/", "21.0") == "http://127.0.0.1:9/graph/v21.0"
+    assert graph_base_url("https://graph.facebook.com", "23.0") == (
+        "https://graph.facebook.com/v23.0")
 
 
-def test_transport_refuses_a_non_http_url() -> None:
+def test_the_api_address_must_be_http() -> None:
     with pytest.raises(ValueError, match="WHATSAPP_API_URL"):
-        ApiUrlTransport("ftp://example.com")
+        graph_base_url("ftp://example.com", "21.0")
