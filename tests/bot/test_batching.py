@@ -16,6 +16,7 @@ from durable.lang import m, ruleset, when_all
 
 from bot.clock import SystemClock
 from bot.commands import send
+from bot.decide import Outcome
 from bot.flows import Flow
 from bot.inputs import InboundMessage
 from bot.metrics import Metrics
@@ -174,3 +175,30 @@ async def test_two_senders_racing_over_one_outbox_send_each_message_once(
         assert sorted(s.to for s in h.sent) == sorted(phone(n) for n in range(CUSTOMERS))
         assert await h.database.messages.count_documents({"status": "sent"}) == CUSTOMERS
         assert await h.database.messages.count_documents({"outbox": True}) == 0
+
+
+async def test_a_commit_whose_lease_was_lost_is_dropped_and_the_rest_of_the_chunk_lands(
+        mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        await introduce(h, 3)
+        processor = h.runtime.processor
+        ids = [(await h.customer_doc(f"c{n}"))["_id"] for n in range(3)]
+        docs = await processor.lease_many(ids, "our-token")
+        assert set(docs) == set(ids)
+        # Our lease on c1 expires and another worker takes the customer.
+        await h.database.customers.update_one(
+            {"_id": ids[1]}, {"$set": {"lease": {"owner": "elsewhere", "token": "theirs"}}})
+        decided = []
+        for customer_id in ids:
+            doc = docs[customer_id]
+            doc.pop("lease")
+            doc["tags"] = ["decided here"]
+            decided.append((doc, [], Outcome()))
+        committed = await processor.commit_many(decided, "our-token")
+        assert committed == {ids[0], ids[2]}
+        stored = {doc["_id"]: doc async for doc in h.database.customers.find(
+            {"_id": {"$in": ids}})}
+        assert stored[ids[0]]["tags"] == stored[ids[2]]["tags"] == ["decided here"]
+        assert "lease" not in stored[ids[0]]
+        assert stored[ids[1]]["lease"]["token"] == "theirs"  # untouched
+        assert stored[ids[1]].get("tags") != ["decided here"]
