@@ -250,7 +250,8 @@ class Processor:
         """
         token = uuid.uuid4().hex
         docs = await self.lease_many([customer_id for customer_id, _ in work], token)
-        decided: list[tuple[Doc, list[Doc], Outcome]] = []
+        decided: list[tuple[Doc, list[str], Outcome]] = []
+        failed_inputs: dict[str, dict[str, str]] = {}
         failed_ids: list[str] = []
         for customer_id, items in work:
             doc = docs.get(customer_id)
@@ -264,7 +265,7 @@ class Processor:
                               customer_id)
                 failed_ids.append(customer_id)
                 continue
-            result.failed.update(failed)
+            failed_inputs[customer_id] = failed
             decided.append((doc, done, outcome))
         try:
             committed = await self.commit_many(decided, token)
@@ -278,7 +279,8 @@ class Processor:
                 continue
             # Only now, with the decision committed, may the inputs count as done.
             result.done += done
-            result.processed += len(done) + outcome.fired
+            result.failed.update(failed_inputs[doc["_id"]])
+            result.processed += len(done) + len(failed_inputs[doc["_id"]]) + outcome.fired
             self.metrics.waits_fired.inc(outcome.fired)
             for flow, step in outcome.steps:
                 self.metrics.flow_steps.labels(flow, step).inc()
