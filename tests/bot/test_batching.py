@@ -202,3 +202,25 @@ async def test_a_commit_whose_lease_was_lost_is_dropped_and_the_rest_of_the_chun
         assert "lease" not in stored[ids[0]]
         assert stored[ids[1]]["lease"]["token"] == "theirs"  # untouched
         assert stored[ids[1]].get("tags") != ["decided here"]
+
+
+async def test_a_send_a_dead_worker_may_have_made_is_never_made_again(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        await introduce(h, 2)
+        await accept_replies(h, range(2), "hola")
+        await h.runtime.processor.inbox_pass()
+        queued = await h.database.messages.find({"outbox": True}).sort("seq", 1).to_list(None)
+        expired = datetime.now(UTC) - timedelta(seconds=1)
+        # Worker A died after handing c0's reply to the provider (or not: unknown);
+        # worker B died after claiming c1's reply, before handing it over.
+        await h.database.messages.update_one({"_id": queued[0]["_id"]}, {"$set": {
+            "claim": {"token": "dead-a", "until": expired, "sending": True}}})
+        await h.database.messages.update_one({"_id": queued[1]["_id"]}, {"$set": {
+            "claim": {"token": "dead-b", "until": expired}}})
+        await h.runtime.drain()
+        assert h.to("c0") == []
+        assert [s.text for s in h.to("c1")] == ["recibido: hola"]
+        lost = await h.database.messages.find_one({"_id": queued[0]["_id"]})
+        assert lost is not None and lost["status"] == "failed"
+        assert lost["error"].startswith("outcome unknown")
+        assert "outbox" not in lost
