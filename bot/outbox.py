@@ -7,10 +7,11 @@ conversation, WhatsApp's 24-hour window), plans each channel's pacing, sends,
 and records results in one bulk write per pass.
 
 At most once: the claim of a message that is about to be handed to its
-provider is marked ``claim.sending``; a worker that dies mid-pass leaves those
-messages marked, and they are recorded as failed with an unknown outcome
-instead of being sent again (a customer never gets the same message twice). Messages claimed
-but not yet handed over are simply claimed again after the claim expires.
+provider is marked ``claim.sending``; a worker that dies mid-pass leaves
+those messages marked, and they are recorded as failed with an unknown
+outcome instead of being sent again (a customer never gets the same message
+twice). Messages claimed but not yet handed over are simply claimed again
+after the claim expires.
 
 Retries: a 429 pauses the channel for Retry-After and requeues the message
 (not a failure); a transient error requeues with exponential backoff on the
@@ -97,9 +98,9 @@ class OutboxSender:
 
         Database work per pass, whatever its size: read the due messages and
         their customers, claim every message this pass will settle in one
-        ``update_many`` (those sent now are claimed ``sending`` in the same
-        write), and record every outcome in one ``bulk_write``: two writes per
-        message, the least that keeps "at most once" across a crash.
+        ``bulk_write`` (those sent now are claimed ``sending`` in the same
+        write), and record every outcome in another: two writes per message,
+        the least that keeps "at most once" across a crash.
         """
         now, wall = self.clock.now(), datetime.now(UTC)
         candidates = await self.db.messages.find(
