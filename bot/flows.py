@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from durable.lang import get_host
+from bot.engine import get_host
 
 log = logging.getLogger(__name__)
 

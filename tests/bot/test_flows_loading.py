@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import durable.lang
 import pytest
 
+from bot.engine import QuietHost, get_host
 from bot.flows import FlowLoadError, load_flows
 
 
@@ -26,3 +28,13 @@ def test_a_broken_flow_module_fails_with_its_name_and_line() -> None:
 def test_a_flow_without_its_ruleset_is_refused() -> None:
     with pytest.raises(FlowLoadError, match="defines no ruleset"):
         load_flows("tests.support.orphan_rules")
+
+
+def test_the_rules_engine_runs_no_background_dispatch_threads() -> None:
+    # durable_rules' stock host keeps two timer threads calling start_action;
+    # they raced with the runtime's own post and once took a decision's action.
+    load_flows("rules")
+    host = get_host()
+    assert isinstance(host, QuietHost)
+    assert durable.lang.get_host() is host  # anyone else gets the same quiet host
+    assert not hasattr(host, "_d_timer") and not hasattr(host, "_t_timer")
