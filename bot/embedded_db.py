@@ -56,8 +56,10 @@ class EmbeddedMongo:
         """Start the server and return once it answers a ``ping``."""
         if self.storage_path != ":memory:":
             Path(self.storage_path).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+        # The guard runs as a script by its path (it needs only the standard
+        # library), so the service may be started from any directory.
         command = [
-            sys.executable, "-m", "bot.db_guard", "--host", "127.0.0.1",
+            sys.executable, str(Path(__file__).with_name("db_guard.py")), "--host", "127.0.0.1",
             "--port", str(self.port), "--storage-path", self.storage_path,
             "--log-level", "WARNING",
         ]
