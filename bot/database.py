@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,23 @@ class Database:
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
+
+
+IN_CHUNK = 100  # values per $in list (see find_in)
+
+
+async def find_in(collection: AsyncCollection[Doc], field: str, values: Iterable[Any],
+                  projection: Doc | None = None) -> AsyncIterator[Doc]:
+    """The documents whose ``field`` is one of ``values``, read ``IN_CHUNK`` at a time.
+
+    The embedded server checks every candidate against the whole ``$in``
+    list, so one query of 500 values costs several times five of 100.
+    """
+    values = list(values)
+    for start in range(0, len(values), IN_CHUNK):
+        async for doc in collection.find(
+                {field: {"$in": values[start:start + IN_CHUNK]}}, projection):
+            yield doc
 
 
 async def update_each(collection: AsyncCollection[Doc], ids: list[Any],

@@ -35,13 +35,17 @@ class SendPolicy:
     marketing_cap_window: timedelta = timedelta(days=7)
 
 
+def _recent_marketing(doc: Doc, now: datetime, policy: SendPolicy) -> list[datetime]:
+    """When the marketing messages still inside the cap's window were queued."""
+    since = now - policy.marketing_cap_window
+    return [at for at in doc.get("marketing_log", []) if at > since]
+
+
 def over_cap(doc: Doc, now: datetime, policy: SendPolicy) -> str | None:
     """Why one more marketing message would break the frequency cap, if it would."""
     if policy.marketing_cap <= 0:
         return None
-    since = now - policy.marketing_cap_window
-    recent = [at for at in doc.get("marketing_log", []) if at > since]
-    if len(recent) < policy.marketing_cap:
+    if len(_recent_marketing(doc, now, policy)) < policy.marketing_cap:
         return None
     days = policy.marketing_cap_window / timedelta(days=1)
     return (f"frequency cap: {policy.marketing_cap} marketing message(s) "
@@ -50,10 +54,8 @@ def over_cap(doc: Doc, now: datetime, policy: SendPolicy) -> str | None:
 
 def record_marketing(doc: Doc, now: datetime, policy: SendPolicy) -> None:
     """Count a queued marketing message against the cap (the log keeps one window)."""
-    if policy.marketing_cap <= 0:
-        return
-    since = now - policy.marketing_cap_window
-    doc["marketing_log"] = [at for at in doc.get("marketing_log", []) if at > since] + [now]
+    if policy.marketing_cap > 0:
+        doc["marketing_log"] = [*_recent_marketing(doc, now, policy), now]
 
 
 def address(doc: Doc, channel: str) -> tuple[str | None, str | None]:

@@ -33,7 +33,7 @@ from pymongo import UpdateOne
 
 from bot.clock import Clock, to_millis
 from bot.customers import has_consent
-from bot.database import Database, update_each
+from bot.database import Database, find_in, update_each
 from bot.inbox import make_item
 from bot.metrics import Metrics
 from bot.outbound import in_window
@@ -74,8 +74,14 @@ class SendPlan:
     operations: list[tuple[Any, UpdateOne]] = field(default_factory=list)
 
     def add(self, message_id: Any, operation: UpdateOne) -> None:
+        """A message settled without sending (skipped or deferred)."""
         self.ids.append(message_id)
         self.operations.append((message_id, operation))
+
+    def send(self, message: Doc, outbound: OutboundMessage, start: datetime) -> None:
+        """A message to hand to its provider at ``start``."""
+        self.ids.append(message["_id"])
+        self.sends.append((message, outbound, start))
 
 
 class OutboxSender:
@@ -117,8 +123,8 @@ class OutboxSender:
                       key=lambda m: m["seq"])
         if not free:
             return len(lost)
-        customers = {doc["_id"]: doc async for doc in self.db.customers.find(
-            {"_id": {"$in": list({m["customer_id"] for m in free})}}, CUSTOMER_FIELDS)}
+        customers = {doc["_id"]: doc async for doc in find_in(
+            self.db.customers, "_id", {m["customer_id"] for m in free}, CUSTOMER_FIELDS)}
         plan = self._plan(free, customers, now)
         if not plan.ids:
             return len(lost)
@@ -175,8 +181,7 @@ class OutboxSender:
                 blocked.add(name)  # keep the channel's order: later ones wait too
                 continue
             cursor[name] = start
-            plan.ids.append(message["_id"])
-            plan.sends.append((message, verdict, start))
+            plan.send(message, verdict, start)
         return plan
 
     async def _claim(self, plan: SendPlan, wall: datetime) -> set[Any]:
@@ -202,12 +207,9 @@ class OutboxSender:
         written = await self.db.messages.bulk_write(operations, ordered=False)
         if written.modified_count == len(plan.ids):
             return set(plan.ids)
-        owned: set[Any] = set()
-        for start in range(0, len(plan.ids), 100):  # $in lists kept short (see update_each)
-            owned |= {doc["_id"] async for doc in self.db.messages.find(
-                {"_id": {"$in": plan.ids[start:start + 100]}}, {"claim.token": 1})
-                if (doc.get("claim") or {}).get("token") == token}
-        return owned
+        return {doc["_id"] async for doc in find_in(
+            self.db.messages, "_id", plan.ids, {"claim.token": 1})
+            if (doc.get("claim") or {}).get("token") == token}
 
     async def _settle_lost(self, ids: list[Any], now: datetime) -> None:
         reason = "outcome unknown: the worker stopped while sending; not sent again"

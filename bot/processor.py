@@ -43,7 +43,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from bot import waits
 from bot.clock import Clock
 from bot.customers import add_keys, new_customer, pick_customer
-from bot.database import Database, update_each
+from bot.database import Database, find_in, update_each
 from bot.decide import Decider, Outcome
 from bot.engine import RuleError
 from bot.metrics import Metrics
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 LEASE_SECONDS = 30.0
 BATCH = 500
-CHUNK = 100  # customers per lease and commit write (and per $in list)
+CHUNK = 100  # customers per lease and commit write
 DOC_CACHE_SIZE = 5_000
 DUPLICATE_KEY = 11000
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
@@ -148,11 +148,9 @@ class Processor:
         """
         wanted = list({keys[0] for keys in key_lists
                        if keys and not keys[0].startswith("id:") and keys[0] not in self.key_cache})
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start:start + CHUNK]
-            async for doc in self.db.customers.find({"keys": {"$in": chunk}}, {"keys": 1}):
-                for key in set(doc.get("keys", [])) & set(chunk):
-                    self._remember(key, doc["_id"])
+        async for doc in find_in(self.db.customers, "keys", wanted, {"keys": 1}):
+            for key in set(doc.get("keys", [])) & set(wanted):
+                self._remember(key, doc["_id"])
 
     async def resolve(self, keys: list[str]) -> str:
         """The id of the customer these keys name, creating one if none does."""
@@ -218,11 +216,9 @@ class Processor:
             unread = [customer_id for customer_id in ids if customer_id not in cached]
         else:
             docs, unread = {}, ids
-        for start in range(0, len(unread), CHUNK):
-            async for doc in self.db.customers.find(
-                    {"_id": {"$in": unread[start:start + CHUNK]}}):
-                if (doc.get("lease") or {}).get("token") == token:
-                    docs[doc["_id"]] = doc
+        async for doc in find_in(self.db.customers, "_id", unread):
+            if (doc.get("lease") or {}).get("token") == token:
+                docs[doc["_id"]] = doc
         for doc in docs.values():
             doc["lease"] = {"token": token}
         return docs
@@ -365,9 +361,9 @@ class Processor:
             return {doc["_id"] for doc in docs}
         # Some lease expired before its commit (a pause of LEASE_SECONDS):
         # those decisions are dropped and their inputs stay pending.
-        ids = [doc["_id"] for doc in docs]
-        current = {doc["_id"]: doc.get("v") async for doc in self.db.customers.find(
-            {"_id": {"$in": ids}}, {"v": 1, "lease": 1}) if not doc.get("lease")}
+        current = {doc["_id"]: doc.get("v") async for doc in find_in(
+            self.db.customers, "_id", [doc["_id"] for doc in docs], {"v": 1, "lease": 1})
+            if not doc.get("lease")}
         committed = {doc["_id"] for doc in docs if current.get(doc["_id"]) == doc["v"]}
         log.warning("%d lease(s) expired before commit; those decisions were dropped",
                     len(docs) - len(committed))
@@ -465,8 +461,8 @@ class Processor:
             done = [item["_id"] for item in items]
         else:
             # Find which statuses matched nothing (rare: only early ones).
-            known = {doc["provider_id"] async for doc in self.db.messages.find(
-                {"provider_id": {"$in": [i["payload"]["provider_id"] for i in items]}},
+            known = {doc["provider_id"] async for doc in find_in(
+                self.db.messages, "provider_id", [i["payload"]["provider_id"] for i in items],
                 {"provider_id": 1})}
             for item in items:
                 if item["payload"]["provider_id"] in known or item.get(

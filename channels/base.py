@@ -34,6 +34,10 @@ class TemplateRef(BaseModel):
     language: str = "es"
     params: list[str] = Field(default_factory=list)
 
+    def as_text(self) -> str:
+        """The template on a channel without templates: its name and parameters."""
+        return f"{self.name}: {', '.join(self.params)}" if self.params else self.name
+
 
 class OutboundMessage(BaseModel):
     """A message to send, already rendered, channel and recipient chosen.

@@ -246,10 +246,7 @@ def signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> s
 def render(message: OutboundMessage) -> str:
     """The SMS text of a message: numbered choices appended, a template as name and params."""
     if message.template is not None:
-        template = message.template
-        if not template.params:
-            return template.name
-        return f"{template.name}: {', '.join(template.params)}"
+        return message.template.as_text()
     text = message.text or ""
     if not message.choices:
         return text

@@ -264,10 +264,7 @@ class TelegramChannel:
 def render(message: OutboundMessage) -> str:
     """The text of a message; a template becomes its name and parameters."""
     if message.template is not None:
-        template = message.template
-        if not template.params:
-            return template.name
-        return f"{template.name}: {', '.join(template.params)}"
+        return message.template.as_text()
     return message.text or ""
 
 

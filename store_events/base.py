@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
-from pydantic import BeforeValidator, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from bot.errors import BadPayload, BadSignature
 from bot.inputs import CustomerInfo, StoreEvent
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 __all__ = [
-    "BadPayload", "BadSignature", "IdStr", "ProfileBuilder", "StoreAdapter", "as_utc",
+    "BadPayload", "BadSignature", "IdStr", "ProfileBuilder", "StoreAdapter", "StoreModel", "as_utc",
     "check_signature", "get_header", "hmac_sha256", "load_json_object", "parse_timestamp",
     "require_header", "validation_message",
 ]
@@ -238,6 +238,12 @@ def _id_to_str(value: object) -> object:
 
 IdStr = Annotated[str, BeforeValidator(_id_to_str)]
 """A store id: stores send numbers (Shopify, WooCommerce), we keep text."""
+
+
+class StoreModel(BaseModel):
+    """A store's own payload: the fields we read are typed, the rest ignored."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class ProfileBuilder:

@@ -57,7 +57,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
 from bot.inputs import CustomerInfo, StoreEvent
 from bot.settings import secret
@@ -65,6 +65,7 @@ from store_events.base import (
     BadPayload,
     IdStr,
     ProfileBuilder,
+    StoreModel,
     as_utc,
     check_signature,
     get_header,
@@ -87,23 +88,19 @@ _REFUSED = {"unsubscribed", "not_subscribed", "redacted", "invalid"}
 _M = TypeVar("_M", bound="BaseModel")
 
 
-class _Lax(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Consent(_Lax):
+class Consent(StoreModel):
     state: str | None = None
     consent_updated_at: datetime | None = None
 
 
-class Address(_Lax):
+class Address(StoreModel):
     first_name: str | None = None
     last_name: str | None = None
     phone: str | None = None
     country_code: str | None = None
 
 
-class Customer(_Lax):
+class Customer(StoreModel):
     id: IdStr
     email: str | None = None
     phone: str | None = None
@@ -117,7 +114,7 @@ class Customer(_Lax):
     updated_at: datetime | None = None
 
 
-class LineItem(_Lax):
+class LineItem(StoreModel):
     sku: str | None = None
     title: str
     quantity: int
@@ -126,7 +123,7 @@ class LineItem(_Lax):
     variant_id: IdStr | None = None
 
 
-class Purchase(_Lax):
+class Purchase(StoreModel):
     """What checkouts and orders share: the buyer and the cart."""
 
     customer: Customer | None = None
@@ -151,7 +148,7 @@ class Checkout(Purchase):
     buyer_accepts_sms: bool | None = None
 
 
-class Fulfillment(_Lax):
+class Fulfillment(StoreModel):
     tracking_company: str | None = None
     tracking_number: str | None = None
     tracking_url: str | None = None
@@ -165,13 +162,13 @@ class Order(Purchase):
     fulfillments: list[Fulfillment] = Field(default_factory=list)
 
 
-class SmsConsentUpdate(_Lax):
+class SmsConsentUpdate(StoreModel):
     id: IdStr = Field(validation_alias=AliasChoices("id", "customer_id"))
     phone: str | None = None
     sms_marketing_consent: Consent
 
 
-class EmailConsentUpdate(_Lax):
+class EmailConsentUpdate(StoreModel):
     customer_id: IdStr = Field(validation_alias=AliasChoices("customer_id", "id"))
     email_address: str | None = None
     email_marketing_consent: Consent

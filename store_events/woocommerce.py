@@ -57,7 +57,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from bot.inputs import CustomerInfo, StoreEvent
 from bot.settings import secret
@@ -65,6 +65,7 @@ from store_events.base import (
     BadPayload,
     IdStr,
     ProfileBuilder,
+    StoreModel,
     as_utc,
     check_signature,
     get_header,
@@ -83,11 +84,7 @@ DELIVERY_HEADER = "X-WC-Webhook-Delivery-ID"
 _PING = re.compile(rb"^\s*webhook_id=(\d{1,20})\s*$")
 
 
-class _Lax(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Address(_Lax):
+class Address(StoreModel):
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
@@ -95,7 +92,7 @@ class Address(_Lax):
     country: str | None = None
 
 
-class LineItem(_Lax):
+class LineItem(StoreModel):
     name: str
     quantity: int
     price: float
@@ -104,7 +101,7 @@ class LineItem(_Lax):
     variation_id: IdStr | None = None
 
 
-class Order(_Lax):
+class Order(StoreModel):
     id: IdStr
     number: IdStr | None = None
     order_key: str | None = None
@@ -121,7 +118,7 @@ class Order(_Lax):
     date_completed_gmt: datetime | None = None
 
 
-class Customer(_Lax):
+class Customer(StoreModel):
     id: IdStr
     email: str | None = None
     first_name: str | None = None
