@@ -8,6 +8,11 @@ and SIGKILL only as a last resort, so no orphan outlives the service.
 Durability: secantus does not fsync each commit by default; data survives
 a killed process, but recent commits can be lost on power failure (see the
 README). Production uses a real MongoDB.
+
+It runs ``--standalone``: it does not present itself as a one-node replica
+set, so it writes no oplog. Nothing here reads one (the service uses no
+change streams and no transactions), and the oplog cost the server about a
+tenth of every write.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class EmbeddedMongo:
         command = [
             sys.executable, str(Path(__file__).with_name("db_guard.py")), "--host", "127.0.0.1",
             "--port", str(self.port), "--storage-path", self.storage_path,
-            "--log-level", "WARNING",
+            "--log-level", "WARNING", "--standalone",
         ]
         # Through bot.db_guard, which stops the database gracefully if the
         # service dies without doing so (kill -9). A new session, so a Ctrl-C

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from pymongo import AsyncMongoClient
 
 from bot.embedded_db import EmbeddedMongo
 from bot.settings import Settings, format_settings_error
@@ -132,6 +133,22 @@ def test_server_refuses_to_start_with_a_bad_setting() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "PORT='abc'" in done.stderr
+
+
+async def test_the_embedded_database_keeps_no_oplog() -> None:
+    """Standalone mode: nothing reads an oplog (no change streams, no
+    transactions), and writing one costs the server ~10% per write."""
+    server = EmbeddedMongo(":memory:")
+    await server.start()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.uri)
+    try:
+        hello = await client.admin.command("hello")
+        assert "setName" not in hello
+        await client.chasqui.probe.insert_one({"_id": 1})
+        assert await client.local.oplog.rs.count_documents({}) == 0
+    finally:
+        await client.close()
+        server.stop()
 
 
 async def test_data_survives_a_restart_of_the_embedded_database(
