@@ -531,8 +531,6 @@ def table_rss(results: Results, args: argparse.Namespace) -> None:
             ("pass: decided within the budget", ("pass", "complete")),
             ("pass: replies/s (accept+decide+send)", ("pass", "replies_per_s")),
             ("pass: round trips per decided reply", ("pass", "round_trips", "total", "total")),
-            ("pass: server ms per findAndModify",
-             ("pass", "server_ms_per_call", "decide", "findAndModify")),
             ("processor key cache entries", ("key_cache_entries",)),
         ]))
 
