@@ -262,7 +262,7 @@ class _Session:
                 self.doc, message_id=f"agent:{input_id}", now=self.now, seq=self.next_seq(),
                 policy=self.ctx.send_policy, text=action["text"], choices=[], template=None,
                 fallback_template=None, channel=channel, marketing=False, reply=True,
-                agent=action["agent"])
+                agent=action.get("agent") or conversation.get("agent") or "agent")
             self.out.messages.append(message)
             if conversation["status"] == "agent":
                 self.schedule_release(channel)

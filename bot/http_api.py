@@ -32,7 +32,9 @@ class TakeoverBody(BaseModel):
 class AgentMessageBody(BaseModel):
     model_config = ConfigDict(extra="allow")
     text: str = Field(min_length=1, max_length=4096)
-    agent: str = Field(default="agent", min_length=1, max_length=100)
+    # Optional: by default the message is signed by the agent who took the
+    # conversation over (the contract's body is only the text).
+    agent: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 def iso(value: datetime | None) -> str | None:

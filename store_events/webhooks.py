@@ -40,7 +40,7 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         raw = body.decode("utf-8", errors="replace")
         if events is None:
             new = await runtime.keep_ignored(dedupe, name, topic, raw)
-            return web.json_response({"ignored": True, **({} if new else {"duplicate": True})})
+            return web.json_response({"ignored": True} if new else {"duplicate": True})
         # Events are keyed by their own id: a store's retry carries the same
         # id, and so does a repeat that a store sends under a new delivery id
         # (WooCommerce re-sends "completed" on every later edit of an order).

@@ -61,8 +61,10 @@ async def test_takeover_agent_message_and_release(aiohttp_client: Any, mongo_uri
     assert (taken["status"], taken["agent"]) == ("agent", "Lucía")
     await say(service, "¿hay alguien?")
     assert texts(fakes) == ["eco: hola"]  # the bot is quiet; the message is recorded
+    # The contract's body is only the text: the message is signed by the
+    # agent who took the conversation over.
     message = await service.api("POST", path + "/messages", expect=202,
-                                json={"text": "Hola, soy Lucía", "agent": "Lucía"})
+                                json={"text": "Hola, soy Lucía"})
     assert (message["agent"], message["status"], message["direction"]) == ("Lucía", "queued",
                                                                            "out")
     await service.advance(0)
