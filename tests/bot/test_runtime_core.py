@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from durable.lang import m, ruleset, when_all
 
-from bot.commands import after, ask, days, emit, exit_flow, send, step
+from bot.commands import after, ask, days, emit, exit_flow, send, step, tag
 from bot.flows import Flow
 from bot.testing import FlowHarness
 
@@ -164,3 +164,40 @@ async def test_sms_pacing_counts_segments_on_the_service_clock(mongo_uri: str) -
         offsets = [(s.at - start).total_seconds() for s in h.to("a")]
         # 1 segment at 0 s; 2 segments from 1 s (through 3 s); then 1 segment at 3 s.
         assert offsets == [0.0, pytest.approx(1.0, abs=0.01), pytest.approx(3.0, abs=0.01)]
+
+
+FRAGILE = Flow("t_fragile", triggers=("t.go",), marketing=False)
+
+with ruleset("t_fragile"):
+
+    @when_all(m.type == "t.go")
+    def ask_size(c):  # type: ignore[no-untyped-def]
+        ask(c, "¿Qué talla?", name="size", timeout=days(1))
+
+    @when_all((m.type == "message") & (m.question == "size"))
+    def answered(c):  # type: ignore[no-untyped-def]
+        tag(c, f"size_{c.m.text}")
+        send(c, f"Talla {c.m.text} anotada")
+        if c.m.text == "boom":
+            raise ValueError("no such size")
+        exit_flow(c, "answered")
+
+
+async def test_a_rule_that_raises_leaves_no_trace_and_the_flow_goes_on(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [FRAGILE], channels=("sms",)) as h:
+        await h.customer("a", phone=PHONE)
+        await h.event("t.go", "a")
+        before = await h.customer_doc("a")
+        await h.reply("a", "boom")
+        # Nothing the failed decision did is kept: no tag, no message, same step.
+        after_failure = await h.customer_doc("a")
+        assert "size_boom" not in after_failure.get("tags", [])
+        assert [s.text for s in h.to("a")] == ["¿Qué talla?"]
+        assert after_failure["flows"] == before["flows"]
+        [failed] = await h.database.inbox.find({"state": "failed"}).to_list(None)
+        assert "no such size" in failed["error"]
+        # The flow still waits for the answer, and a good one goes through.
+        await h.reply("a", "M")
+        assert [s.text for s in h.to("a")] == ["¿Qué talla?", "Talla M anotada"]
+        assert "size_M" in (await h.customer_doc("a"))["tags"]
+        assert await h.active_flows("a") == {}
