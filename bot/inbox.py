@@ -34,7 +34,10 @@ from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
+Entry = tuple[Doc, "asyncio.Future[bool]"]
 DUPLICATE_KEY = 11000
+STOP = None  # queued by stop(): the writer writes what came before it, then ends
+STOP_GRACE_SECONDS = 10.0  # how long a stop waits for work in progress
 _last_seq = itertools.count()
 
 
@@ -66,19 +69,32 @@ class Inbox:
         self.wake = wake
         self.max_batch = max_batch
         self.linger = linger
-        self.queue: asyncio.Queue[tuple[Doc, asyncio.Future[bool]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Entry | None] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._flush_forever(), name="inbox-writer")
 
     async def stop(self) -> None:
+        """Write what was queued before the stop, then end the writer.
+
+        The writer is only cancelled if that takes longer than
+        ``STOP_GRACE_SECONDS`` (see ``Runtime.stop`` for why not at once).
+        """
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await self.queue.put(STOP)
+            try:
+                async with asyncio.timeout(STOP_GRACE_SECONDS):
+                    await asyncio.shield(self.task)
+            except TimeoutError:
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.task
         while not self.queue.empty():  # never leave a request waiting for a write
-            _, future = self.queue.get_nowait()
+            entry = self.queue.get_nowait()
+            if entry is STOP:
+                continue
+            _, future = entry
             if not future.done():
                 future.set_exception(RuntimeError("the service is stopping"))
 
@@ -95,8 +111,12 @@ class Inbox:
         return new
 
     async def _flush_forever(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
+        stopping = False
+        while not stopping:
+            first = await self.queue.get()
+            if first is STOP:
+                return
+            batch = [first]
             deadline = time.monotonic() + self.linger
             while len(batch) < self.max_batch:
                 remaining = deadline - time.monotonic()
@@ -104,12 +124,16 @@ class Inbox:
                     break
                 try:
                     async with asyncio.timeout(remaining):  # not wait_for: see runtime._wait
-                        batch.append(await self.queue.get())
+                        entry = await self.queue.get()
                 except TimeoutError:
                     break
+                if entry is STOP:
+                    stopping = True
+                    break
+                batch.append(entry)
             await self._write(batch)
 
-    async def _write(self, batch: list[tuple[Doc, asyncio.Future[bool]]]) -> None:
+    async def _write(self, batch: list[Entry]) -> None:
         # Two requests in one batch may carry the same id: keep the first.
         seen: dict[str, int] = {}
         docs: list[Doc] = []

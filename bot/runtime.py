@@ -30,7 +30,7 @@ from bot.database import Database
 from bot.decide import Decider, DecisionContext
 from bot.engine import Engine
 from bot.flows import Flow, load_flows
-from bot.inbox import Inbox, make_item
+from bot.inbox import STOP_GRACE_SECONDS, Inbox, make_item
 from bot.inputs import DeliveryStatus, InboundMessage, StoreEvent
 from bot.links import read_token
 from bot.metrics import Metrics
@@ -93,18 +93,36 @@ class Runtime:
     # --------------------------------------------------------------- lifecycle
 
     def start(self, loops: bool = True) -> None:
+        """Start the inbox writer and, unless ``loops`` is False, the two loops."""
         self.inbox.start()
         if loops:
-            self.tasks = [asyncio.create_task(self._decide_forever(), name="decide-loop"),
-                          asyncio.create_task(self._send_forever(), name="send-loop")]
+            self.start_loops()
+
+    def start_loops(self) -> None:
+        self.tasks = [asyncio.create_task(self._decide_forever(), name="decide-loop"),
+                      asyncio.create_task(self._send_forever(), name="send-loop")]
 
     async def stop(self) -> None:
-        self.stopping = True  # the loops also end by themselves if a cancel is lost
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Let each loop finish the pass it is in, then end it.
+
+        A pass cancelled half-way leaves its leases and send claims to
+        expire before another worker may take that work, and PyMongo's async
+        client leaves a socket to the garbage collector when an operation is
+        cancelled while it opens a connection. A loop still busy after
+        ``STOP_GRACE_SECONDS`` is cancelled.
+        """
+        self.stopping = True
+        self.decide_wake.set()
+        self.send_wake.set()
+        if self.tasks:
+            _, busy = await asyncio.wait(self.tasks, timeout=STOP_GRACE_SECONDS)
+            for task in busy:
+                log.warning("%s still busy after %ss; cancelling it",
+                            task.get_name(), STOP_GRACE_SECONDS)
+                task.cancel()
+            for task in busy:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.inbox.stop()
 
     async def _decide_forever(self) -> None:
