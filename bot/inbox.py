@@ -34,7 +34,7 @@ from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
-Entry = tuple[Doc, "asyncio.Future[bool]"]
+Entry = tuple[Doc, asyncio.Future[bool]]  # an item and its request's answer
 DUPLICATE_KEY = 11000
 STOP = None  # queued by stop(): the writer writes what came before it, then ends
 STOP_GRACE_SECONDS = 10.0  # how long a stop waits for work in progress

@@ -64,6 +64,16 @@ def backoff(attempts: int) -> float:
     return float(min(5 * 2 ** max(0, attempts - 1), 3600))
 
 
+def _settled(status: str, now: datetime, reason: str | None = None, **fields: Any) -> Doc:
+    """The update that takes a message out of the outbox with its final status."""
+    entry: Doc = {"status": status, "at": now}
+    if reason is not None:
+        entry["reason"] = reason
+    return {"$set": {"status": status, **fields},
+            "$unset": {"outbox": "", "claim": "", "due_at": ""},
+            "$push": {"status_history": entry}}
+
+
 @dataclass
 class SendPlan:
     """What a pass will do: messages to send (with their paced start) and
@@ -213,10 +223,8 @@ class OutboxSender:
 
     async def _settle_lost(self, ids: list[Any], now: datetime) -> None:
         reason = "outcome unknown: the worker stopped while sending; not sent again"
-        await update_each(self.db.messages, ids, {
-            "$set": {"status": "failed", "status_rank": 4, "error": reason},
-            "$unset": {"outbox": "", "claim": "", "due_at": ""},
-            "$push": {"status_history": {"status": "failed", "at": now, "reason": reason}}})
+        await update_each(self.db.messages, ids,
+                          _settled("failed", now, reason, status_rank=4, error=reason))
 
     def _verdict(self, message: Doc, customer: Doc | None, channel: Channel | None,
                  now: datetime) -> OutboundMessage | str:
@@ -278,11 +286,9 @@ class OutboxSender:
             return await self._transient(message, TransientSendError("network", str(exc)))
         now = self.clock.now()
         self.metrics.sends.labels(message["channel"], "sent").inc()
-        return UpdateOne({"_id": message["_id"]}, {
-            "$set": {"status": "sent", "status_rank": 1, "provider_id": provider_id,
-                     "sent_at": now, "attempts": message.get("attempts", 0) + 1},
-            "$unset": {"outbox": "", "claim": "", "due_at": ""},
-            "$push": {"status_history": {"status": "sent", "at": now}}})
+        return UpdateOne({"_id": message["_id"]}, _settled(
+            "sent", now, status_rank=1, provider_id=provider_id, sent_at=now,
+            attempts=message.get("attempts", 0) + 1))
 
     async def _transient(self, message: Doc, exc: TransientSendError) -> UpdateOne:
         attempts = message.get("attempts", 0) + 1
@@ -305,18 +311,14 @@ class OutboxSender:
                 payload={"message_id": message["_id"], "flow": message["flow"],
                          "run": message.get("run"), "step": message.get("step"),
                          "error": error}))
-        return UpdateOne({"_id": message["_id"]}, {
-            "$set": {"status": "failed", "status_rank": 4, "error": error,
-                     "attempts": message.get("attempts", 0) + 1},
-            "$unset": {"outbox": "", "claim": "", "due_at": ""},
-            "$push": {"status_history": {"status": "failed", "at": now, "reason": error}}})
+        return UpdateOne({"_id": message["_id"]}, _settled(
+            "failed", now, error, status_rank=4, error=error,
+            attempts=message.get("attempts", 0) + 1))
 
     def _skip(self, message: Doc, reason: str, now: datetime) -> UpdateOne:
         self.metrics.sends.labels(message["channel"] or "none", "skipped").inc()
-        return UpdateOne({"_id": message["_id"]}, {
-            "$set": {"status": "skipped", "error": reason},
-            "$unset": {"outbox": "", "claim": "", "due_at": ""},
-            "$push": {"status_history": {"status": "skipped", "at": now, "reason": reason}}})
+        return UpdateOne({"_id": message["_id"]},
+                         _settled("skipped", now, reason, error=reason))
 
     def _defer(self, message: Doc, due: datetime, attempt: bool = False,
                error: str | None = None) -> UpdateOne:

@@ -209,8 +209,8 @@ class TelegramChannel:
         taps = [item for item in parsed if isinstance(item, InboundMessage)
                 and item.provider_id.startswith(CALLBACK_PREFIX)]
         if len(taps) == 1:  # one update per webhook: at most one tap
-            body = json.dumps({"method": "answerCallbackQuery",
-                               "callback_query_id": taps[0].provider_id[len(CALLBACK_PREFIX):]})
+            query_id = taps[0].provider_id.removeprefix(CALLBACK_PREFIX)
+            body = json.dumps({"method": "answerCallbackQuery", "callback_query_id": query_id})
             return WebhookAck(status=200, body=body, content_type="application/json")
         return WebhookAck(status=200, body='{"ok": true}', content_type="application/json")
 
