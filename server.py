@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -94,6 +95,21 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The HTTP socket, bound and listening, before anything else starts.
+
+    The embedded database picks a free port while the app starts. When the
+    HTTP port was bound only after that, the database sometimes took
+    ``PORT`` itself: the service died with "address already in use" while
+    health checks reached the database. Holding the port first makes the two
+    distinct by construction; requests arriving before start-up finishes
+    wait in the backlog.
+    """
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return socket.create_server(address, family=family, backlog=128)
+
+
 def main() -> None:
     """Read the environment, validate it, and serve until SIGINT/SIGTERM."""
     try:
@@ -106,13 +122,18 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        sock = listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        raise SystemExit(1) from None
     log.info("starting chasqui on %s:%s — %s", settings.host, settings.port,
              settings.enabled_summary())
     # run_app handles SIGINT and SIGTERM: it stops accepting, lets in-flight
     # requests finish (shutdown_timeout), then runs the cleanup contexts,
     # which stop the runtime loops and the embedded database.
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                shutdown_timeout=10, print=None)
+    web.run_app(create_app(settings), sock=sock, shutdown_timeout=10, print=None)
 
 
 if __name__ == "__main__":

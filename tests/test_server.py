@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import io
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,13 @@ from bot.embedded_db import EmbeddedMongo
 from bot.settings import Settings, format_settings_error
 from server import create_app
 from tests.support.app import ADMIN_TOKEN, AUTH, EVENTS_SECRET, Service, make_settings
+from tests.support.process import (
+    ServerProcess,
+    command_line,
+    kill_leftovers,
+    processes_using,
+    wait_until,
+)
 from tests.support.store_signing import events_headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,3 +177,29 @@ async def test_data_survives_a_restart_of_the_embedded_database(
     assert customer["first_name"] == "Ana"
     assert (await service.event(event, expect=200)) == {"duplicate": True}
     assert (tmp_path / "db").is_dir()
+
+
+@pytest.mark.slow
+async def test_the_http_port_is_held_before_the_embedded_database_starts(tmp_path: Path) -> None:
+    """The database picks a "free" port while the app starts; once, that was
+    ``PORT`` itself. While the service holds its port, no pick can return it."""
+    server = ServerProcess({"DATA_DIR": str(tmp_path), "ADMIN_TOKEN": ADMIN_TOKEN,
+                            "LOG_LEVEL": "WARNING"}, tmp_path / "server.log")
+    server.env.pop("MONGODB_URI", None)  # the on-disk embedded database
+    storage = tmp_path / "db"
+    starting = asyncio.create_task(server.start())
+    try:
+        await wait_until(lambda: bool(processes_using(storage)) or starting.done(), 60,
+                         "the embedded database to be started")
+        assert not starting.done()
+        database = command_line(processes_using(storage)[0])
+        with socket.socket() as probe, pytest.raises(OSError) as taken:
+            probe.bind(("127.0.0.1", server.port))  # what a free-port pick would try
+        assert taken.value.errno == errno.EADDRINUSE
+        assert database[database.index("--port") + 1] != str(server.port)
+        await starting  # and the service then serves on its port
+    finally:
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        server.stop()
+        kill_leftovers(storage)
