@@ -8,7 +8,9 @@ Single inserts cost about a millisecond each on the embedded database, so
 concurrent webhooks are written together: requests wait a few milliseconds
 for companions, one ``insert_many`` stores them all, and each request is
 then answered with its own result. Nothing is acknowledged before its
-insert returned.
+insert returned, and that insert is journaled (``j: true``, see
+``bot.database``): one log sync for the whole batch, after which the inputs
+survive a crash of the database process too.
 
 An item is ``{"_id", "seq", "kind", "source", "keys", "ckey", "payload",
 "state": "pending"|"done"|"failed"|"ignored", "received_at", "raw"?}``.

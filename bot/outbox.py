@@ -13,6 +13,11 @@ outcome instead of being sent again (a customer never gets the same message
 twice). Messages claimed but not yet handed over are simply claimed again
 after the claim expires.
 
+Both writes of a pass are durable before the pass goes on (one journal sync
+each, ``Database.bulk_write_durably``): a claim lost in a crash of the
+database would let a sent message be sent again, and a lost outcome would
+turn a sent message into "outcome unknown" (and a retry into a failure).
+
 Retries: a 429 pauses the channel for Retry-After and requeues the message
 (not a failure); a transient error requeues with exponential backoff on the
 service clock; a permanent error is recorded on the message and reported to
@@ -33,7 +38,7 @@ from pymongo import UpdateOne
 
 from bot.clock import Clock, to_millis
 from bot.customers import has_consent
-from bot.database import Database, find_in, update_each
+from bot.database import Database, find_in
 from bot.inbox import make_item
 from bot.metrics import Metrics
 from bot.outbound import in_window
@@ -145,7 +150,7 @@ class OutboxSender:
         operations += await asyncio.gather(*(self._send_one(message, outbound, start)
                                              for message, outbound, start in sends))
         if operations:
-            await self.db.messages.bulk_write(operations, ordered=False)
+            await self.db.bulk_write_durably("messages", operations)
         return len(lost) + len(operations)
 
     def _plan(self, messages: list[Doc], customers: dict[str, Doc], now: datetime) -> SendPlan:
@@ -214,7 +219,7 @@ class OutboxSender:
                 claim["sending"] = True
             operations.append(UpdateOne({"_id": message_id}, [{"$set": {"claim": {
                 "$cond": [claimable, {"$literal": claim}, "$claim"]}}}]))
-        written = await self.db.messages.bulk_write(operations, ordered=False)
+        written = await self.db.bulk_write_durably("messages", operations)
         if written.modified_count == len(plan.ids):
             return set(plan.ids)
         return {doc["_id"] async for doc in find_in(
@@ -223,8 +228,9 @@ class OutboxSender:
 
     async def _settle_lost(self, ids: list[Any], now: datetime) -> None:
         reason = "outcome unknown: the worker stopped while sending; not sent again"
-        await update_each(self.db.messages, ids,
-                          _settled("failed", now, reason, status_rank=4, error=reason))
+        update = _settled("failed", now, reason, status_rank=4, error=reason)
+        await self.db.bulk_write_durably(
+            "messages", [UpdateOne({"_id": message_id}, update) for message_id in ids])
 
     def _verdict(self, message: Doc, customer: Doc | None, channel: Channel | None,
                  now: datetime) -> OutboundMessage | str:

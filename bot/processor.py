@@ -24,6 +24,13 @@ decided last costs those three round trips (plus one read when the document
 is not cached); a busy pass shares them among up to ``CHUNK`` customers.
 Claiming inputs, marking them done and updating conversation summaries are
 likewise one write per pass.
+
+Durability (see ``bot.database``): the commit of a chunk is durable when it
+returns, records included (one journal sync for the chunk), so a decision
+whose inputs are then marked done survives a crash of the database; the
+conversation summaries of a pass likewise. Leases, done marks and delivery
+statuses are written without a sync of their own (``Database.unjournaled``
+says why losing one is harmless).
 """
 
 from __future__ import annotations
@@ -220,7 +227,7 @@ class Processor:
                 condition = {"$and": [free, {"$eq": ["$v", cached[customer_id]["v"]]}]}
             operations.append(UpdateOne({"_id": customer_id}, [{"$set": {"lease": {
                 "$cond": [condition, {"$literal": lease}, "$lease"]}}}]))
-        written = await self.db.customers.bulk_write(operations, ordered=False)
+        written = await self.db.unjournaled("customers").bulk_write(operations, ordered=False)
         if written.modified_count == len(ids):
             docs = dict(cached)
             unread = [customer_id for customer_id in ids if customer_id not in cached]
@@ -242,9 +249,9 @@ class Processor:
     async def release(self, ids: list[str], token: str) -> None:
         """Give leases back without writing (the decision failed)."""
         if ids:
-            await self.db.customers.bulk_write([UpdateOne({"_id": customer_id}, [{"$set": {
-                "lease": {"$cond": [{"$eq": ["$lease.token", token]}, "$$REMOVE", "$lease"]},
-            }}]) for customer_id in ids], ordered=False)
+            drop = [{"$set": {"lease": {
+                "$cond": [{"$eq": ["$lease.token", token]}, "$$REMOVE", "$lease"]}}}]
+            await update_each(self.db.unjournaled("customers"), ids, drop)
 
     async def process_chunk(self, work: list[tuple[str, list[Doc]]],
                             result: BatchResult) -> None:
@@ -339,18 +346,19 @@ class Processor:
         """
         if not decided:
             return set()
-        for collection, records in (
-                (self.db.messages, [m for _, _, outcome in decided for m in outcome.messages]),
-                (self.db.codes, [c for _, _, outcome in decided for c in outcome.codes]),
-                (self.db.flow_runs, [r for _, _, outcome in decided
-                                     for r in outcome.finished_runs])):
-            await insert_ignoring_duplicates(collection, records)
+        # The records without a journal sync of their own: the commit below
+        # is durable when it returns, and so then is everything written before it.
+        for name, records in (
+                ("messages", [m for _, _, outcome in decided for m in outcome.messages]),
+                ("codes", [c for _, _, outcome in decided for c in outcome.codes]),
+                ("flow_runs", [r for _, _, outcome in decided for r in outcome.finished_runs])):
+            await insert_ignoring_duplicates(self.db.unjournaled(name), records)
         docs = [doc for doc, _, _ in decided]
         for doc in docs:
             doc["v"] = doc.get("v", 0) + 1
         try:
-            written = await self.db.customers.bulk_write(
-                [self._replace(doc, token) for doc in docs], ordered=False)
+            written = await self.db.bulk_write_durably(
+                "customers", [self._replace(doc, token) for doc in docs])
             modified = written.modified_count
         except BulkWriteError as exc:
             # An identity key another customer owns (see drop_foreign_keys):
@@ -426,16 +434,19 @@ class Processor:
 
     async def flush(self, result: BatchResult) -> None:
         """Write what a pass decided about inputs and conversations, in batch."""
+        inbox = self.db.unjournaled("inbox")  # a lost mark is harmless (Database.unjournaled)
         if result.done:
-            await update_each(self.db.inbox, result.done, {"$set": {"state": "done"}})
+            await update_each(inbox, result.done, {"$set": {"state": "done"}})
         for item_id, error in result.failed.items():
-            await self.db.inbox.update_one(
+            await inbox.update_one(
                 {"_id": item_id}, {"$set": {"state": "failed", "error": error}})
         if result.conversations:
-            await self.db.conversations.bulk_write([
+            # Durable (one sync), so an agent's list never loses a conversation
+            # the decision moved, e.g. a handoff; the marks above go with it.
+            await self.db.bulk_write_durably("conversations", [
                 UpdateOne({"_id": f"{customer}:{channel}"}, {"$set": summary}, upsert=True)
                 for (customer, channel), summary in result.conversations.items()
-            ], ordered=False)
+            ])
 
     # ----------------------------------------------------------------- statuses
 
@@ -465,7 +476,9 @@ class Processor:
                 changes["error"] = {"$cond": [ahead, entry["error"], "$error"]}
             operations.append(UpdateOne({"provider_id": status["provider_id"]},
                                         [{"$set": changes}]))
-        written = await self.db.messages.bulk_write(operations, ordered=False)
+        # Unjournaled, like the marks below: their loss repeats no send and
+        # loses no input (see Database.unjournaled).
+        written = await self.db.unjournaled("messages").bulk_write(operations, ordered=False)
         done, retry = [], []
         if written.matched_count >= len(operations):
             done = [item["_id"] for item in items]
@@ -480,9 +493,10 @@ class Processor:
                     done.append(item["_id"])
                 else:
                     retry.append(item["_id"])
+        inbox = self.db.unjournaled("inbox")
         if done:
-            await update_each(self.db.inbox, done, {"$set": {"state": "done"}})
+            await update_each(inbox, done, {"$set": {"state": "done"}})
         if retry:
             # Unmatched statuses were pushed nowhere; try them again next pass.
-            await update_each(self.db.inbox, retry, {"$inc": {"attempts": 1}})
+            await update_each(inbox, retry, {"$inc": {"attempts": 1}})
         return len(done)

@@ -1,8 +1,9 @@
 """Every setting of the service, read from the environment and validated at start-up.
 
-The variables are those of ``shared/CONTRACT.md`` plus a few tunables with
-safe defaults. A bad value fails start-up with a message naming the variable
-and the value (``format_settings_error``); secrets are never printed.
+The variables are those of the Configuration table in ``README.md``: the ones
+the service's outside contract fixes, plus a few tunables with safe defaults.
+A bad value fails start-up with a message naming the variable and the value
+(``format_settings_error``); secrets are never printed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     mongodb_uri: str | None = None
     mongodb_db: str = "chasqui"
+    mongodb_write_concern: str = Field(
+        default="majority", description="w of the journaled writes (j: true): majority or a number")
     data_dir: str = "./data"
     admin_token: SecretStr | None = None
     clock: Literal["system", "virtual"] = "system"
@@ -83,6 +86,14 @@ class Settings(BaseSettings):
         if not urlsplit(value).netloc.rsplit("@", 1)[-1]:
             raise ValueError("has no host")
         return value
+
+    @field_validator("mongodb_write_concern")
+    @classmethod
+    def _check_write_concern(cls, value: str) -> str:
+        value = value.strip()
+        if value == "majority" or (value.isdigit() and 1 <= int(value) <= 50):
+            return value
+        raise ValueError("must be majority or a number of nodes from 1 to 50")
 
     @field_validator("public_url", "whatsapp_api_url", "twilio_api_url", "telegram_api_url")
     @classmethod
