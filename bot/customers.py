@@ -9,7 +9,11 @@ two documents.
 
 Consent is an append-only ledger; the current state per channel is derived
 from it. An entry counts as of the time it was given (``at``), so a store
-repeating an old ``true`` never overrides a later opt-out.
+repeating an old ``true`` never overrides a later opt-out. A store's ``at``
+is never later than the event's arrival on the service's clock
+(:mod:`store_events.store_clock`, which also keeps ``doc["store_clock"]``),
+or a store clock running ahead would date its consent after the customer's
+STOP.
 """
 
 from __future__ import annotations

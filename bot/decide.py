@@ -35,6 +35,7 @@ from bot.outbound import (
     conversation_id,
     record_marketing,
 )
+from store_events import store_clock
 from store_events.triggers import (
     TriggerPolicy,
     mark_fired,
@@ -179,15 +180,27 @@ class _Session:
             value = getattr(info, name)
             if value and f"{name}:{value}" in self.doc.get("keys", []):
                 self.doc[name] = value
+        # The store's times count as no later than the event's arrival, and
+        # a consent as no later than anything the store stamped later that
+        # arrived before (store_events.store_clock): a store clock running
+        # ahead must not make its consent beat the customer's later STOP.
+        received = store_clock.received_time(event, self.now)
+        occurred = store_clock.clamp(event.occurred_at, received)
         source = f"{event.source}:{event.type}"
+        stated_times = [event.occurred_at]
         for channel, granted in info.consents.items():
+            stated = consent_time(info, channel) or event.occurred_at
+            stated_times.append(stated)
+            at = store_clock.consent_moment(self.doc, event.source, stated, received)
             record_consent(self.doc, channel, "granted" if granted else "revoked", source,
-                           consent_time(info, channel) or event.occurred_at, self.now)
-        payload = event.model_dump(mode="python")
+                           at, self.now)
+        for stated in stated_times:
+            store_clock.observe(self.doc, event.source, stated, received)
+        payload = {**event.model_dump(mode="python"), "occurred_at": occurred}
         immediate = on_store_event(self.doc, payload, self.now, self.ctx.trigger_policy)
         data = event.data
         engine_event = {**data, "type": event.type, "event_id": event.id,
-                        "occurred_at": event.occurred_at.isoformat(), "source": event.source,
+                        "occurred_at": occurred.isoformat(), "source": event.source,
                         "data": data}
         self.dispatch([engine_event, *immediate])
 

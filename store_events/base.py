@@ -25,11 +25,22 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from bot.errors import BadPayload, BadSignature
 from bot.inputs import CustomerInfo, StoreEvent
@@ -39,9 +50,9 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 __all__ = [
-    "BadPayload", "BadSignature", "IdStr", "ProfileBuilder", "StoreAdapter", "StoreModel", "as_utc",
-    "check_signature", "get_header", "hmac_sha256", "load_json_object", "parse_timestamp",
-    "require_header", "validation_message",
+    "BadPayload", "BadSignature", "IdStr", "Money", "ProfileBuilder", "StoreAdapter", "StoreModel",
+    "as_utc", "check_signature", "get_header", "hmac_sha256", "json_numbers", "load_json_object",
+    "money", "parse_timestamp", "require_header", "validation_message",
 ]
 
 
@@ -183,14 +194,101 @@ def _reject_constant(name: str) -> Any:
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:
-    """Decode ``body`` as a JSON object, or raise :class:`BadPayload` saying why not."""
+    """Decode ``body`` as a JSON object, or raise :class:`BadPayload` saying why not.
+
+    JSON numbers with a fraction or an exponent come back as :class:`Decimal`,
+    read from the text itself: a float would already have turned 59.9 into
+    59.899999999999998578..., and money must stay exact (:data:`Money`).
+    Numbers that are not money are turned back into floats by
+    :func:`json_numbers` once the payload is validated.
+    """
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise BadPayload(f"body: not valid JSON ({error})") from None
     if not isinstance(value, dict):
         raise BadPayload("body: expected a JSON object")
     return value
+
+
+def json_numbers(value: Any) -> Any:
+    """``value`` with every :class:`Decimal` left in it as a float, as JSON numbers were before.
+
+    For fields that are not money (kept "as sent", e.g. a store's own
+    ``weight``): the stored payload keeps them JSON numbers, not the strings
+    a Decimal would be serialised as.
+    """
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_numbers(item) for item in value]
+    return value
+
+
+MONEY_INTEGER_DIGITS = 20
+MONEY_FRACTION_DIGITS = 20  # WooCommerce line prices are floats like 8.2644628099174
+_MONEY_TEXT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def _money_error(detail: str) -> PydanticCustomError:
+    return PydanticCustomError("money", "{detail}", {"detail": detail})
+
+
+def money(value: object) -> str:
+    """An amount of money as a normalised decimal string, e.g. 59.9 -> "59.9", "059.90" -> "59.90".
+
+    Accepts a JSON number (an ``int``, or the :class:`Decimal` that
+    :func:`load_json_object` reads it as) or a plain decimal string, as
+    Shopify and most store backends send money. Refuses booleans, floats
+    (already inexact), NaN and infinities, exponents in strings, negative
+    amounts and amounts beyond :data:`MONEY_INTEGER_DIGITS` digits before the
+    point or :data:`MONEY_FRACTION_DIGITS` after it ("1e999" is a number, but
+    no price). The given scale is kept ("59.90" stays "59.90").
+
+    Why a string and not a number or BSON Decimal128: the payload is stored
+    as JSON (``model_dump(mode="json")`` into the inbox, then the customer
+    document and the flows' facts, which durable_rules needs to be JSON); a
+    decimal string survives each of those unchanged and exact, whereas a
+    float would not be exact and a Decimal or Decimal128 would not survive
+    JSON. Nothing adds amounts up in the database, so nothing needs a numeric
+    BSON type; a flow that formats or compares an amount reads it with
+    ``Decimal(text)``.
+
+    Raises:
+        PydanticCustomError: the reason, which pydantic prefixes with the field.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
+        raise _money_error("Input should be a decimal number or a decimal string such as "
+                           "\"59.90\"")
+    if isinstance(value, str):
+        if value.startswith("-") and _MONEY_TEXT.match(value[1:]):
+            raise _money_error("Input should be greater than or equal to 0")
+        if not _MONEY_TEXT.match(value):
+            raise _money_error("Input should be a decimal string such as \"59.90\", "
+                               f"not {value[:40]!r}")
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, ValueError):  # pragma: no cover - the pattern above rules it out
+        raise _money_error("Input should be a decimal number") from None
+    if not amount.is_finite():
+        raise _money_error("Input should be a finite number")
+    if amount < 0:
+        raise _money_error("Input should be greater than or equal to 0")
+    if amount != 0 and amount.adjusted() >= MONEY_INTEGER_DIGITS:
+        raise _money_error(f"Input should have at most {MONEY_INTEGER_DIGITS} digits before "
+                           "the decimal point")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MONEY_FRACTION_DIGITS:
+        raise _money_error(f"Input should have at most {MONEY_FRACTION_DIGITS} decimal places")
+    return format(abs(amount), "f")
+
+
+Money = Annotated[str, PlainValidator(money),
+                  WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                                            {"type": "string", "pattern": _MONEY_TEXT.pattern}]})]
+"""An amount of money, exact: a JSON number or a decimal string in, a decimal string out."""
 
 
 def _format_loc(prefix: str, loc: tuple[int | str, ...]) -> str:

@@ -23,6 +23,16 @@ Decisions:
       dropped (None) rather than failing the event; the raw body is kept by
       the route anyway.
     * A naive ``occurred_at`` is taken as UTC; every time is returned in UTC.
+      How far in the future it may lie is not the adapter's business: the
+      route stamps each event with the service clock at intake
+      (``received_at``), and a store time counts as no later than that
+      (:mod:`store_events.store_clock`).
+    * Money (``total``, ``price``) is a JSON number or a decimal string
+      ("59.90", as Shopify and most backends send it), kept exact as a
+      normalised decimal string (:data:`store_events.base.Money`); the JSON
+      number 59.9 becomes "59.9", never the float 59.899999... Optional
+      money fields (an order's ``total``, a product's ``price``) are left
+      out of ``data`` when not sent, rather than added as None.
 
 The ``data`` models in :data:`DATA_MODELS` are also what the Shopify and
 WooCommerce adapters build their ``data`` with (:func:`build_data`), so an
@@ -33,18 +43,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.inputs import CustomerInfo, StoreEvent
 from bot.settings import secret
 from store_events.base import (
     BadPayload,
+    Money,
     as_utc,
     check_signature,
     get_header,
+    json_numbers,
     load_json_object,
     validation_message,
 )
@@ -57,7 +69,18 @@ SIGNATURE_HEADER = "X-Signature-256"
 
 
 class _Strict(BaseModel):
+    """A ``data`` model: strict types, unknown fields kept.
+
+    ``omit_if_absent`` names optional fields that are left out of the dump
+    when the sender did not give them (instead of appearing as None).
+    """
+
     model_config = ConfigDict(strict=True, extra="allow")
+    omit_if_absent: ClassVar[frozenset[str]] = frozenset()
+
+
+Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217"),
+                     AfterValidator(str.upper)]
 
 
 class CartItem(_Strict):
@@ -66,7 +89,7 @@ class CartItem(_Strict):
     sku: str | None
     title: str
     quantity: int = Field(ge=1)
-    price: float = Field(ge=0)
+    price: Money
 
 
 class CheckoutStartedData(_Strict):
@@ -74,21 +97,30 @@ class CheckoutStartedData(_Strict):
 
     checkout_id: str = Field(min_length=1)
     recovery_url: str = Field(pattern=r"^https?://\S+$")
-    total: float = Field(ge=0)
-    currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")
+    total: Money
+    currency: Currency
     items: list[CartItem]
 
-    @field_validator("currency")
-    @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
+
+class OrderItem(_Strict):
+    """One line of an order; looser than a cart line (a line edited away may have quantity 0)."""
+
+    sku: str | None = None
+    title: str | None = None
+    quantity: int | None = Field(default=None, ge=0)
+    price: Money | None = None
 
 
 class OrderPlacedData(_Strict):
     """``order.placed``: ``checkout_id`` is the checkout it completes, when the store knows it."""
 
+    omit_if_absent: ClassVar[frozenset[str]] = frozenset({"total", "currency", "items"})
+
     order_id: str = Field(min_length=1)
     checkout_id: str | None = None
+    total: Money | None = None
+    currency: Currency | None = None
+    items: list[OrderItem] | None = None
 
 
 class OrderFulfilledData(_Strict):
@@ -106,15 +138,25 @@ class CustomerUpdatedData(_Strict):
 
 
 class ProductViewedData(_Strict):
-    """``product.viewed``: no required fields."""
+    """``product.viewed``: no required fields; a ``price`` given is money."""
+
+    omit_if_absent: ClassVar[frozenset[str]] = frozenset({"price", "currency"})
+
+    price: Money | None = None
+    currency: Currency | None = None
 
 
 class CartUpdatedData(_Strict):
-    """``cart.updated``: no required fields."""
+    """``cart.updated``: no required fields; a ``total`` given is money."""
+
+    omit_if_absent: ClassVar[frozenset[str]] = frozenset({"total", "currency"})
+
+    total: Money | None = None
+    currency: Currency | None = None
 
 
-class ProductBackInStockData(_Strict):
-    """``product.back_in_stock``: no required fields."""
+class ProductBackInStockData(ProductViewedData):
+    """``product.back_in_stock``: no required fields; a ``price`` given is money."""
 
 
 class SubscriptionChangedData(_Strict):
@@ -125,7 +167,7 @@ class PageVisitedData(_Strict):
     """``page.visited``: no required fields."""
 
 
-DATA_MODELS: dict[str, type[BaseModel]] = {
+DATA_MODELS: dict[str, type[_Strict]] = {
     "customer.created": CustomerCreatedData,
     "customer.updated": CustomerUpdatedData,
     "product.viewed": ProductViewedData,
@@ -151,9 +193,13 @@ def build_data(event_type: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """
     model = DATA_MODELS[event_type]
     try:
-        return model.model_validate(dict(fields)).model_dump()
+        validated = model.model_validate(dict(fields))
     except ValidationError as error:
         raise BadPayload(validation_message(error, "data")) from None
+    data = validated.model_dump()
+    for name in model.omit_if_absent - validated.model_fields_set:
+        del data[name]
+    return dict(json_numbers(data))
 
 
 class GenericCustomer(_Strict):
@@ -248,7 +294,7 @@ class GenericAdapter:
         data = build_data(envelope.type, envelope.data)
         given = envelope.customer
         customer = CustomerInfo(
-            **(given.model_extra or {}),
+            **json_numbers(given.model_extra or {}),
             id=given.id,
             phone=normalize_phone(given.phone, self._country),
             email=normalize_email(given.email),
@@ -260,7 +306,8 @@ class GenericAdapter:
             consents=dict(given.consents),
             consent_at=as_utc(given.consent_at) if given.consent_at else None,
         )
-        extras = {k: v for k, v in (envelope.model_extra or {}).items() if k != "source"}
+        extras = {k: json_numbers(v) for k, v in (envelope.model_extra or {}).items()
+                  if k not in ("source", "received_at")}
         return StoreEvent(
             **extras,
             id=envelope.id,

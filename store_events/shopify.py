@@ -46,6 +46,8 @@ Decisions:
       for update and fulfilled topics (so ``checkouts/update`` restarts the
       abandonment countdown from the shopper's last activity), falling back
       to ``X-Shopify-Triggered-At``.
+    * Money (``total_price``, line ``price``) arrives as decimal strings
+      ("59000.00") and stays exact (:data:`store_events.base.Money`).
     * Event ids are ``shopify:<webhook id>``, except that an order is placed
       and fulfilled once, so those events are ``shopify:order.placed:<id>``
       and ``shopify:order.fulfilled:<id>`` whatever delivery carried them.
@@ -64,6 +66,7 @@ from bot.settings import secret
 from store_events.base import (
     BadPayload,
     IdStr,
+    Money,
     ProfileBuilder,
     StoreModel,
     as_utc,
@@ -118,7 +121,7 @@ class LineItem(StoreModel):
     sku: str | None = None
     title: str
     quantity: int
-    price: float
+    price: Money
     product_id: IdStr | None = None
     variant_id: IdStr | None = None
 
@@ -133,7 +136,7 @@ class Purchase(StoreModel):
     buyer_accepts_marketing: bool | None = None
     billing_address: Address | None = None
     shipping_address: Address | None = None
-    total_price: float
+    total_price: Money
     currency: str
     line_items: list[LineItem] = Field(default_factory=list)
     created_at: datetime | None = None

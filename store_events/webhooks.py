@@ -4,6 +4,10 @@ One handler serves every adapter in ``store_events.registry`` at the
 adapter's ``path``. The body is stored (with the parsed events) before the
 answer, so a store's retry after a lost answer is a duplicate, and nothing
 acknowledged is lost; deciding happens afterwards in the runtime.
+
+Each event is stamped with the service clock at intake (``received_at``),
+here and not in the adapters, which stay pure: a store's own times count
+as no later than that moment (:mod:`store_events.store_clock`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from bot.appkeys import RUNTIME, STORE_ADAPTERS
 from bot.errors import BadPayload, BadSignature
 from bot.http_common import json_error
 from store_events.registry import ADAPTER_CLASSES, build_adapters
+from store_events.store_clock import stamp_received
 
 
 def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -44,8 +49,10 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         # Events are keyed by their own id: a store's retry carries the same
         # id, and so does a repeat that a store sends under a new delivery id
         # (WooCommerce re-sends "completed" on every later edit of an order).
+        received = runtime.clock.now()
         results = [
-            await runtime.accept_store_event(event, f"{name}:{event.id}", raw if i == 0 else None)
+            await runtime.accept_store_event(stamp_received(event, received), f"{name}:{event.id}",
+                                             raw if i == 0 else None)
             for i, event in enumerate(events)
         ]
         if results and not any(results):

@@ -43,6 +43,8 @@ Decisions:
     * ``occurred_at`` comes from the payload's ``*_gmt`` dates (UTC without
       an offset): created for the create topics, completed (else modified)
       for a fulfilled order, modified for ``customer.updated``.
+    * Money: an order's ``total`` is a decimal string ("34000.00"), a line's
+      ``price`` a JSON number; both stay exact (:data:`store_events.base.Money`).
     * Event ids are ``woocommerce:<delivery id>``, except that an order is
       placed and fulfilled once: ``woocommerce:order.placed:<id>`` and
       ``woocommerce:order.fulfilled:<id>``. WooCommerce sends
@@ -64,6 +66,7 @@ from bot.settings import secret
 from store_events.base import (
     BadPayload,
     IdStr,
+    Money,
     ProfileBuilder,
     StoreModel,
     as_utc,
@@ -95,7 +98,7 @@ class Address(StoreModel):
 class LineItem(StoreModel):
     name: str
     quantity: int
-    price: float
+    price: Money
     sku: str | None = None
     product_id: IdStr | None = None
     variation_id: IdStr | None = None
@@ -107,7 +110,7 @@ class Order(StoreModel):
     order_key: str | None = None
     status: str
     currency: str
-    total: float
+    total: Money
     customer_id: int = 0
     cart_hash: str | None = None
     billing: Address = Field(default_factory=Address)

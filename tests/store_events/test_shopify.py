@@ -119,12 +119,12 @@ def test_checkouts_create_becomes_checkout_started() -> None:
     assert event.data["recovery_url"] == (
         "https://chasqui-demo.myshopify.com/73215082719/checkouts/ac/"
         "b1946ac92492d2347c6235b4d2611184/recover?key=8f3a2c0e5d7b4a19")
-    assert event.data["total"] == 59000.0
+    assert event.data["total"] == "59000.00"  # Shopify's decimal string, exact
     assert event.data["currency"] == "ARS"
     assert event.data["items"] == [
         {"sku": "MATE-IMP-NEG", "title": "Mate imperial de calabaza", "quantity": 1,
-         "price": 42000.0, "product_id": "8021456789012", "variant_id": "44123456789012"},
-        {"sku": "BOMB-ALP", "title": "Bombilla de alpaca", "quantity": 2, "price": 8500.0,
+         "price": "42000.00", "product_id": "8021456789012", "variant_id": "44123456789012"},
+        {"sku": "BOMB-ALP", "title": "Bombilla de alpaca", "quantity": 2, "price": "8500.00",
          "product_id": "8021456789013", "variant_id": "44123456789013"},
     ]
     customer = event.customer
@@ -143,7 +143,7 @@ def test_checkouts_update_of_a_guest() -> None:
     assert event.type == "checkout.started"
     assert event.occurred_at == datetime(2026, 11, 24, 12, 52, 47, tzinfo=UTC)  # updated_at
     assert event.data["checkout_id"] == "d3b07384d113edec49eaa6238ad5ff00"
-    assert event.data["total"] == 17000.0
+    assert event.data["total"] == "17000.00"
     assert event.data["items"][0]["sku"] is None  # "" in Shopify
     customer = event.customer
     assert customer.id == "shopify-guest:lucia.perez@example.com"
@@ -180,7 +180,7 @@ def test_orders_create_becomes_order_placed_of_that_checkout() -> None:
     assert event.data["order_id"] == "5923456789012"
     assert event.data["checkout_id"] == checkout.data["checkout_id"]
     assert event.data["order_number"] == "#1042"
-    assert event.data["total"] == 59000.0
+    assert event.data["total"] == "59000.00"
     assert event.data["currency"] == "ARS"
     assert [item["sku"] for item in event.data["items"]] == ["MATE-IMP-NEG", "BOMB-ALP"]
     assert event.customer.id == checkout.customer.id == "7165043769567"
