@@ -4,6 +4,11 @@ Reads come straight from the ``conversations`` summaries and the
 ``messages`` timeline. Every change (takeover, an agent's message, release)
 goes through the runtime as an input like any other, so it is serialised
 with the bot's own decisions on that customer and recorded in the timeline.
+
+A change is answered as soon as its input is stored, never after running
+the decide loop in the request: under a backlog that loop can be busy for
+seconds with inputs that arrived first. The answer describes what the
+input will do once decided (see :func:`accepted_view`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.appkeys import CHANNELS, DATABASE, RUNTIME, SETTINGS
+from bot.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME, SETTINGS
 from bot.http_common import bad_request, json_error, read_json
 from bot.links import make_token
 from bot.settings import secret
@@ -104,13 +109,22 @@ async def _conversation(request: web.Request) -> Doc:
     return doc
 
 
-async def _view(request: web.Request, conversation_id: str) -> Doc:
+async def accepted_view(request: web.Request, doc: Doc, **change: Any) -> Doc:
+    """``C`` as an accepted takeover or release leaves it, before it is decided.
+
+    The customer document is the one source of truth for a conversation's
+    status, and the ``conversations`` summary is the decision's copy of it,
+    written only by the processor. So the request does not write the
+    summary itself; it answers with the summary as the decision will write
+    it (``change``: the status, agent and reason the action sets). The
+    decision applies exactly that, normally within milliseconds; with a
+    backlog, after the customer's inputs that arrived first, so a GET in
+    between may still show the previous status.
+    """
     database = request.app[DATABASE]
-    doc = await database.conversations.find_one({"_id": conversation_id})
-    assert doc is not None
     last = await database.messages.find_one({"_id": doc.get("last_message")}) if doc.get(
         "last_message") else None
-    return conversation_view(doc, last)
+    return conversation_view({**doc, **change, "updated_at": request.app[CLOCK].now()}, last)
 
 
 async def get_conversation(request: web.Request) -> web.Response:
@@ -128,25 +142,37 @@ async def takeover(request: web.Request) -> web.Response:
     body = _parse(TakeoverBody, await read_json(request))
     await request.app[RUNTIME].agent_action(doc["customer"], doc["channel"], "takeover",
                                             agent=body.agent)
-    return web.json_response(await _view(request, doc["_id"]))
+    return web.json_response(await accepted_view(request, doc, status="agent",
+                                                 agent=body.agent))
 
 
 async def release(request: web.Request) -> web.Response:
     doc = await _conversation(request)
     await request.app[RUNTIME].agent_action(doc["customer"], doc["channel"], "release")
-    return web.json_response(await _view(request, doc["_id"]))
+    return web.json_response(await accepted_view(request, doc, status="bot", agent=None,
+                                                 handoff_reason=None))
 
 
 async def agent_message(request: web.Request) -> web.Response:
+    """202 with ``M`` as queued, as soon as the input is stored.
+
+    The decision gives the message the id ``agent:<input id>`` (``bot.decide``)
+    and signs it with the body's agent, else the conversation's; the answer
+    uses the same id, so a later GET of the conversation shows this message
+    with its outcome (sent, or skipped with the reason, e.g. outside
+    WhatsApp's 24-hour window).
+    """
     doc = await _conversation(request)
     body = _parse(AgentMessageBody, await read_json(request))
     input_id = await request.app[RUNTIME].agent_action(
         doc["customer"], doc["channel"], "message", agent=body.agent, text=body.text)
-    message = await request.app[DATABASE].messages.find_one({"_id": f"agent:{input_id}"})
-    if message is None:
-        return json_error(500, "the message was not recorded")
-    status = 202 if message.get("status") == "queued" else 200
-    return web.json_response(message_view(message), status=status)
+    at = request.app[CLOCK].now()
+    queued: Doc = {
+        "_id": f"agent:{input_id}", "direction": "out", "text": body.text, "at": at,
+        "status": "queued", "agent": body.agent or doc.get("agent") or "agent", "flow": None,
+        "channel": doc["channel"], "status_history": [{"status": "queued", "at": at}],
+    }
+    return web.json_response(message_view(queued), status=202)
 
 
 async def get_customer(request: web.Request) -> web.Response:

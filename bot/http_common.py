@@ -86,6 +86,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise bad_request(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # json's limit on nesting (a 1 MiB body can nest far deeper)
+        raise bad_request("body is not JSON the service reads: nested too deeply") from None
 
 
 def bad_request(message: str) -> web.HTTPBadRequest:

@@ -243,15 +243,19 @@ class Runtime:
 
     async def agent_action(self, customer_id: str, channel: str, action: str,
                            agent: str | None = None, text: str | None = None) -> str:
-        """Record an agent's action as an input and decide it now; returns its id."""
+        """Record an agent's action as an input; returns its id once it is stored.
+
+        It is decided by the decide loop like any other input, in arrival
+        order with the customer's other inputs, and never inside the request:
+        a request that ran a pass itself waited for whatever else was pending,
+        and with a backlog longer than one pass did not see its own input
+        decided at all. Storing the input wakes the loop.
+        """
         item = make_item(dedupe_id=f"agent:{uuid.uuid4().hex}", kind="agent", source="agent",
                          keys=[f"id:{customer_id}"],
                          payload={"action": action, "channel": channel, "agent": agent,
                                   "text": text})
         await self.inbox.accept(item)
-        async with self.decide_lock:
-            await self.processor.inbox_pass()
-        self.send_wake.set()
         return str(item["_id"])
 
     # ----------------------------------------------------------------- fan-out

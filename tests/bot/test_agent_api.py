@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from bot.appkeys import DATABASE, RUNTIME
 from server import create_app
 from tests.support.app import Fakes, Service, customer_event, make_settings, with_test_flows
 from tests.support.signing import whatsapp_text_webhook
@@ -116,8 +118,58 @@ async def test_an_agent_message_outside_the_window_is_not_sent(
     conversation = (await service.api("GET", "/api/conversations"))["conversations"][0]
     path = f"/api/conversations/{conversation['id']}"
     await service.advance(25 * 3600)
-    message = await service.api("POST", path + "/messages", expect=200,
+    message = await service.api("POST", path + "/messages", expect=202,
                                 json={"text": "¿Sigues ahí?", "agent": "Lucía"})
-    assert message["status"] == "skipped"
-    assert "24-hour window" in message["error"]
+    assert message["status"] == "queued"  # accepted; the decision skips it
+    await service.advance(0)
+    shown = {m["id"]: m for m in (await service.api("GET", path))["messages"]}
+    assert shown[message["id"]]["status"] == "skipped"
+    assert "24-hour window" in shown[message["id"]]["error"]
     assert texts(fakes) == ["eco: hola"]
+
+
+BACKLOG = 600  # more than one inbox pass takes (``bot.processor.BATCH``)
+
+
+async def test_agent_actions_are_answered_at_once_under_a_backlog(
+        aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes) -> None:
+    """An agent's action is stored and answered; the decide loop decides it later.
+
+    The decide loop is kept busy (its lock held) while a backlog of store
+    events arrives, so nothing is decided during the agent's requests: a
+    request that ran an inbox pass itself would wait for the loop (and,
+    before, answered 500 when its input was not among the first pass).
+    """
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes)
+    await say(service, "hola")
+    conversation = (await service.api("GET", "/api/conversations"))["conversations"][0]
+    path = f"/api/conversations/{conversation['id']}"
+    await service.api("POST", path + "/takeover", json={"agent": "Lucía"})
+    now = await service.advance(0)
+    runtime = service.client.app[RUNTIME]
+    async with runtime.decide_lock:
+        for start_at in range(0, BACKLOG, 100):
+            await asyncio.gather(*(
+                service.event(customer_event(f"evt_{n}", "customer.created", now,
+                                             customer_id=f"cus_b{n}", phone=f"+54911{n:08d}"))
+                for n in range(start_at, start_at + 100)))
+        async with asyncio.timeout(10):
+            message = await service.api("POST", path + "/messages", expect=202,
+                                        json={"text": "Hola, soy Lucía"})
+            released = await service.api("POST", path + "/release")
+        pending = await service.client.app[DATABASE].inbox.count_documents(
+            {"state": "pending"})
+    assert pending == BACKLOG + 2  # nothing was decided in the requests
+    assert message["id"].startswith("agent:")
+    assert (message["direction"], message["status"], message["agent"], message["flow"],
+            message["text"]) == ("out", "queued", "Lucía", None, "Hola, soy Lucía")
+    assert (released["status"], released["agent"]) == ("bot", None)
+    await service.advance(0)
+    assert texts(fakes).count("Hola, soy Lucía") == 1
+    shown = await service.api("GET", path)
+    assert shown["status"] == "bot"
+    sent = [m for m in shown["messages"] if m["id"] == message["id"]]
+    assert [(m["text"], m["agent"], m["status"]) for m in sent] == [
+        ("Hola, soy Lucía", "Lucía", "sent")]
+    await service.advance(0)
+    assert texts(fakes).count("Hola, soy Lucía") == 1
