@@ -14,8 +14,8 @@ advance time, and assert on what was sent, to whom and when::
         assert "¿Sigues interesado?" in h.last("cus_1").text
         await h.reply("cus_1", choice="yes")
 
-Time starts at ``start`` (default 2026-01-15 12:00 UTC, outside quiet hours
-in the Americas) and moves only with ``advance``.
+Time starts at ``start`` (default 2026-01-15 15:00 UTC: noon in Buenos Aires,
+the default timezone, so outside quiet hours) and moves only with ``advance``.
 """
 
 from __future__ import annotations

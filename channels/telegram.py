@@ -52,6 +52,7 @@ from channels.errors import (
     SendError,
     TransientSendError,
 )
+from channels.json_body import load_json
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -138,19 +139,20 @@ class TelegramChannel:
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> Parsed:
         """A message (text, /start, media) or a callback query; other updates give nothing."""
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as error:
-            raise BadPayload(f"body is not JSON: {error}") from error
+        data = load_json(body)
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             raise BadPayload("not a Telegram update: no integer update_id")
+        _check_dates(data)
         try:
             update = Update.de_json(data, self.bot)
             if update.callback_query is not None:
                 return self._callback(update.callback_query)
             if update.message is not None:
                 return self._message(update.message)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except (OverflowError, OSError) as error:  # a date _check_dates did not know
+            raise BadPayload(f"malformed Telegram update: a date is out of range "
+                             f"({type(error).__name__}: {error})") from error
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
             problem = f"{type(error).__name__}: {error}"
             raise BadPayload(f"malformed Telegram update: {problem}") from error
         return []  # edits, channel posts, membership changes...
@@ -302,6 +304,31 @@ def _chat_id(to: str) -> int | str:
         if not stripped:
             raise PermanentSendError("no_recipient", "Telegram needs a chat id") from None
         return stripped
+
+
+def _check_dates(update: dict[str, object]) -> None:
+    """Refuse a ``date`` or ``*_date`` that no datetime can hold, naming where it is.
+
+    python-telegram-bot turns each of them into a datetime and fails with
+    OverflowError, OSError or ValueError on Unix times such as ±2**63. The
+    walk is iterative: a 1 MiB body can nest deeper than Python's recursion.
+    """
+    stack: list[tuple[str, object]] = [("", update)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if (key == "date" or str(key).endswith("_date")) and isinstance(
+                        child, int | float) and not isinstance(child, bool):
+                    try:
+                        datetime.fromtimestamp(child, tz=UTC)
+                    except (OverflowError, OSError, ValueError) as error:
+                        raise BadPayload(
+                            f"{path}: not a Unix time in range: {child!r}") from error
+                stack.append((path, child))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(value))
 
 
 def _button_title(message: Message, data: str) -> str | None:

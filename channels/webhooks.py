@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from bot.appkeys import CHANNELS, CLOCK, RUNTIME, SETTINGS
 from bot.errors import BadPayload, BadSignature
 from bot.http_common import json_error
 from channels.registry import build_channels
+
+log = logging.getLogger(__name__)
 
 ROUTES = {
     "/webhooks/whatsapp": "whatsapp",
@@ -42,23 +45,42 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
             channel.verify(request.headers, body, url)
         except BadSignature as exc:
             return json_error(401, str(exc))
+        runtime = request.app[RUNTIME]
         try:
             parsed = channel.parse(request.headers, body)
         except BadPayload as exc:
             return json_error(400, str(exc))
-        runtime = request.app[RUNTIME]
+        except Exception as exc:
+            # A parser bug, not a bad body: the webhook is authentic (signed)
+            # and a retry would fail the same way, so it is kept for
+            # inspection and answered so the provider stops retrying. The log
+            # names the route, error and kept id; never headers or secrets.
+            kept = f"{name}:unreadable:{_digest(body)}"
+            log.error("%s webhook: parsing failed unexpectedly (%s); body kept as %s",
+                      name, type(exc).__name__, kept, exc_info=True)
+            await runtime.keep_ignored(kept, name, f"unreadable: {type(exc).__name__}",
+                                       _text(body))
+            return web.json_response({"ignored": True, "reason": "unreadable"})
         if not parsed:
             # Nothing the service handles (an unsupported message type, a
             # system notice): kept for inspection, answered so it is not retried.
-            digest = hashlib.sha256(body).hexdigest()[:32]
-            await runtime.keep_ignored(f"{name}:ignored:{digest}", name, "unhandled",
-                                       body.decode("utf-8", errors="replace"))
+            await runtime.keep_ignored(f"{name}:ignored:{_digest(body)}", name, "unhandled",
+                                       _text(body))
             return web.json_response({"ignored": True})
         await asyncio.gather(*(runtime.accept_channel_input(name, item) for item in parsed))
         ack = channel.ack(parsed)
         return web.Response(status=ack.status, text=ack.body, content_type=ack.content_type)
 
     return handle
+
+
+def _digest(body: bytes) -> str:
+    """A kept body's id: the same body posted again is a duplicate."""
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
 
 
 async def whatsapp_handshake(request: web.Request) -> web.Response:

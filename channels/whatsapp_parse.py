@@ -33,6 +33,7 @@ from pywa_async.types import (
 from bot.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
 from channels.base import Parsed
 from channels.errors import BadPayload
+from channels.json_body import load_json
 
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "location"})
 STATES: frozenset[DeliveryState] = frozenset({"sent", "delivered", "read", "failed"})
@@ -47,10 +48,7 @@ def parse_webhook(body: bytes, client: WhatsApp) -> Parsed:
     orders, "deleted"...) are left out. ``client`` is only handed to pywa's
     parsers, which make no call.
     """
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BadPayload(f"body is not JSON: {error}") from error
+    payload = load_json(body)
     entries = _field(payload, "entry", list, "webhook")
     parsed: Parsed = []
     for e, entry in enumerate(entries):
@@ -62,7 +60,8 @@ def parse_webhook(body: bytes, client: WhatsApp) -> Parsed:
             if change.get("field", "messages") != "messages":
                 continue
             value = _field(change, "value", dict, here)
-            contacts = [x for x in value.get("contacts") or [] if isinstance(x, dict)]
+            contacts = [x for x in _field(value, "contacts", list, here, default=[])
+                        if isinstance(x, dict)]
             for m, msg in enumerate(_field(value, "messages", list, here, default=[])):
                 message = _inbound(client, entry, value, msg, contacts, f"{here}.messages[{m}]")
                 if message is not None:
@@ -118,6 +117,8 @@ def _classify(
 ) -> tuple[InboundKind, str, str | None, PywaParser] | None:
     """(kind, text, choice id, pywa parser) of a message, or None for types we skip."""
     mtype = msg.get("type")
+    if not isinstance(mtype, str):
+        raise BadPayload(f"{where}: 'type' must be a str")
     if mtype == "text":
         body = _field(_field(msg, "text", dict, where), "body", str, f"{where}.text")
         return "text", body, None, Message
@@ -153,6 +154,8 @@ def _status(
 ) -> DeliveryStatus | None:
     status = _obj(status, where)
     state = status.get("status")
+    if not isinstance(state, str):
+        raise BadPayload(f"{where}: 'status' must be a str")
     if state not in STATES:
         return None
     provider_id = _field(status, "id", str, where)
@@ -194,6 +197,7 @@ def _check_with_pywa(
     """Run pywa's parser over this one item; its refusal becomes :class:`BadPayload`."""
     if contact is None or not contact.get("user_id"):
         return  # pywa 4.5 cannot read contacts without user_id
+    _check_timestamps(item, where)
     single = {**value, key: [item], "contacts": [contact]}
     payload = {
         "object": "whatsapp_business_account",
@@ -208,8 +212,38 @@ def _check_with_pywa(
             # an enum value newer than pywa is no reason to refuse the webhook
             warnings.simplefilter("ignore", PywaUnknownEnumMemberWarning)
             parser.from_update(client=client, update=update)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+            OSError, RecursionError) as error:
+        # OverflowError/OSError: a timestamp pywa reads (e.g. a conversation's
+        # ``expiration_timestamp``) beyond what a datetime can hold; RecursionError:
+        # an item nested almost as deep as ``json`` reads, re-encoded one level deeper.
         raise BadPayload(f"{where}: refused by pywa ({type(error).__name__}: {error})") from error
+
+
+def _check_timestamps(item: dict[str, Any], where: str) -> None:
+    """Refuse a ``*timestamp`` pywa would read that no datetime can hold, naming it.
+
+    Meta sends these as strings of digits (``conversation.expiration_timestamp``);
+    pywa turns them into datetimes and fails with OverflowError or OSError
+    on a number such as 70 nines. Iterative: an item can nest deeply.
+    """
+    stack: list[tuple[str, Any]] = [(where, item)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(value))
+            continue
+        if not isinstance(value, dict):
+            continue
+        for key, child in value.items():
+            here = f"{path}.{key}"
+            if str(key).endswith("timestamp") and isinstance(child, str | int) and not (
+                    isinstance(child, bool)) and str(child).lstrip("-").isdigit():
+                try:
+                    datetime.fromtimestamp(int(child), tz=UTC)
+                except (OverflowError, OSError, ValueError) as error:
+                    raise BadPayload(f"{here}: not a Unix time in range: {child!r}") from error
+            stack.append((here, child))
 
 
 def _match_contact(
