@@ -18,10 +18,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from bot.appkeys import CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
-from bot.clock import VirtualClock, make_clock
-from bot.database import open_database
-from bot.http_common import (
+from bot.http.appkeys import CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
+from bot.http.common import (
     MAX_BODY,
     auth_middleware,
     error_middleware,
@@ -29,8 +27,10 @@ from bot.http_common import (
     metrics_middleware,
     read_json,
 )
-from bot.metrics import Metrics
-from bot.settings import Settings, format_settings_error
+from bot.infra.clock import VirtualClock, make_clock
+from bot.infra.database import open_database
+from bot.infra.metrics import Metrics
+from bot.infra.settings import Settings, format_settings_error
 
 log = logging.getLogger("chasqui")
 
@@ -66,8 +66,8 @@ async def advance_clock(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     """The whole service as an aiohttp application (used by ``main`` and tests)."""
-    from bot.http_api import add_api_routes
-    from bot.runtime import runtime_context
+    from bot.http.agent_api import add_api_routes
+    from bot.runtime.loops import runtime_context
     from channels.webhooks import add_channel_routes
     from store_events.webhooks import add_store_routes
 

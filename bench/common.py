@@ -6,11 +6,11 @@
 - :class:`CommandCounter` is a PyMongo ``CommandListener``: every command the
   client sends is one round trip to the database, counted by name (``find``,
   ``findAndModify``, ``insert``, ``update``, ...) with its server time.
-- :func:`open_runtime` builds the service's real :class:`bot.runtime.Runtime`
+- :func:`open_runtime` builds the service's real :class:`bot.runtime.loops.Runtime`
   the way :class:`bot.testing.FlowHarness` does (a ``Database``, a clock,
   :class:`bot.testing.CollectingChannel` channels, pacing off), on a fresh
   database that is dropped on exit.
-- The bench flows (durable_rules rulesets + :class:`bot.flows.Flow`): a
+- The bench flows (durable_rules rulesets + :class:`bot.core.flows.Flow`): a
   two-step survey, a single wait, and a question held open for days.
 """
 
@@ -34,16 +34,16 @@ from typing import Any, cast
 from durable.lang import m, ruleset, when_all
 from pymongo import AsyncMongoClient, monitoring
 
-from bot import waits
-from bot.clock import Clock
-from bot.commands import after, ask, days, exit_flow, hours, send, set_attr
-from bot.database import Database, make_client
-from bot.embedded_db import EmbeddedMongo
-from bot.flows import Flow
-from bot.inputs import ChannelName
-from bot.metrics import Metrics
-from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.core import waits
+from bot.core.commands import after, ask, days, exit_flow, hours, send, set_attr
+from bot.core.flows import Flow
+from bot.core.inputs import ChannelName
+from bot.infra.clock import Clock
+from bot.infra.database import Database, make_client
+from bot.infra.embedded_db import EmbeddedMongo
+from bot.infra.metrics import Metrics
+from bot.infra.settings import Settings
+from bot.runtime.loops import Runtime
 from bot.testing import CollectingChannel, Sent
 
 Doc = dict[str, Any]
@@ -299,7 +299,7 @@ def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
 
 def server_pid(guard_pid: int) -> int:
     """The embedded server's own pid: the service starts it behind a guard
-    process (``bot.db_guard``), whose one child it is. Falls back to the
+    process (``bot.infra.db_guard``), whose one child it is. Falls back to the
     guard's pid when /proc does not tell."""
     try:
         with open(f"/proc/{guard_pid}/task/{guard_pid}/children", encoding="ascii") as file:

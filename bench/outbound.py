@@ -8,7 +8,7 @@ as a second column when it is set), and the loopback WhatsApp Cloud API fake
 
 Set-up (not timed): ``--messages`` customers, each with WhatsApp marketing
 consent and a message from a minute ago (the 24-hour window is open), and one
-queued outbox message each, built by ``bot.outbound.build_message`` exactly as
+queued outbox message each, built by ``bot.core.compose.build_message`` exactly as
 a decision builds it (every fourth one with two reply buttons, the rest plain
 text), inserted in bulk. ``--history`` adds that many already-sent messages
 to the ``messages`` collection first, as a service that has been running
@@ -56,15 +56,15 @@ from bench.common import (
     server_pid,
     targets,
 )
-from bot.clock import SystemClock
-from bot.customers import add_keys, identity_keys, new_customer, record_consent
-from bot.database import Database, make_client
-from bot.embedded_db import free_port
-from bot.inbox import next_seq
-from bot.metrics import Metrics
-from bot.outbound import SendPolicy, build_message
-from bot.outbox import OutboxSender
-from bot.pacing import Pacer
+from bot.core.compose import SendPolicy, build_message
+from bot.core.customers import add_keys, identity_keys, new_customer, record_consent
+from bot.infra.clock import SystemClock
+from bot.infra.database import Database, make_client
+from bot.infra.embedded_db import free_port
+from bot.infra.metrics import Metrics
+from bot.runtime.inbox import next_seq
+from bot.runtime.pacing import Pacer
+from bot.runtime.sender import OutboxSender
 from channels.base import OutboundMessage
 from channels.whatsapp import WhatsAppChannel
 

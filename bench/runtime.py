@@ -5,7 +5,7 @@ starts the embedded database on an on-disk temporary directory (as the service
 does) and, when ``MONGODB_URI`` is set, runs everything again on that server.
 Each section runs in a fresh child process (``--section``), so the RSS figure
 is that of a process that did nothing else and no section inherits another's
-caches. The runtime is the service's own (``bot.runtime.Runtime``), built as
+caches. The runtime is the service's own (``bot.runtime.loops.Runtime``), built as
 ``bot.testing.FlowHarness`` builds it: real inbox, processor, engine, waits
 and outbox; the only stand-in is the provider (``CollectingChannel`` on
 ``sms``), with pacing off.
@@ -79,10 +79,10 @@ from bench.common import (
     server_pid,
     targets,
 )
-from bot.clock import SystemClock
-from bot.flows import Flow
-from bot.inputs import CustomerInfo, InboundMessage, StoreEvent
-from bot.runtime import Runtime
+from bot.core.flows import Flow
+from bot.core.inputs import CustomerInfo, InboundMessage, StoreEvent
+from bot.infra.clock import SystemClock
+from bot.runtime.loops import Runtime
 
 Doc = dict[str, Any]
 SECTIONS = ("replies", "waits", "rss")

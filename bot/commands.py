@@ -1,275 +1,43 @@
-"""The API a rule uses to act: it records commands and never does I/O.
-
-Inside a durable_rules action, call these with the action's context ``c``::
-
-    @when_all(m.type == "cart.abandoned")
-    def start(c):
-        ask(c, "¿Sigues interesado?", name="interested",
-            choices=[("yes", "Sí"), ("no", "No")], timeout=days(1))
-
-The runtime collects the commands of one decision and, once the decision is
-over, turns them into state changes, outbox messages and scheduled waits,
-committed together. A rule can therefore be replayed after a crash without
-sending twice: every message's id derives from (customer, flow run, step).
-"""
-
-from __future__ import annotations
-
-import contextvars
-import hashlib
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
-
-ChoiceSpec = tuple[str, str]
-
-
-@dataclass
-class Send:
-    """Send a message to the customer (``ask`` is a ``Send`` with a question)."""
-
-    text: str | None = None
-    choices: list[ChoiceSpec] = field(default_factory=list)
-    template: tuple[str, list[str]] | None = None
-    step: str | None = None
-    channel: str | None = None
-    transactional: bool = False
-    question: str | None = None
-    timeout: float | None = None
-
-
-@dataclass
-class After:
-    """Post ``event`` to this flow ``seconds`` from now (or at ``at``)."""
-
-    event: dict[str, Any]
-    seconds: float | None = None
-    at: datetime | None = None
-    key: str | None = None
-
-
-@dataclass
-class Tag:
-    tag: str
-    remove: bool = False
-
-
-@dataclass
-class SetAttr:
-    name: str
-    value: Any
-
-
-@dataclass
-class Handoff:
-    reason: str
-
-
-@dataclass
-class Exit:
-    outcome: str = "exited"
-
-
-@dataclass
-class Emit:
-    event: dict[str, Any]
-
-
-@dataclass
-class Step:
-    """Record a step of the flow run (for statistics) without sending."""
-
-    name: str
-    outcome: str = "ok"
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Consent:
-    """Change marketing consent on a channel (opt-out flows)."""
-
-    channel: str
-    state: Literal["granted", "revoked", "paused"]
-    source: str
-
-
-@dataclass
-class IssueCode:
-    """A single-use discount code issued to the customer (recorded against them)."""
-
-    code: str
-    purpose: str
-
-
-Command = Send | After | Tag | SetAttr | Handoff | Exit | Emit | Step | Consent | IssueCode
-
-
-@dataclass
-class Recorder:
-    """Where the commands of the running decision go, per flow."""
-
-    flow: str
-    customer_id: str = ""
-    run: str = ""
-    code_pattern: str = "CODE-{code}"
-    settings: dict[str, Any] = field(default_factory=dict)
-    commands: list[Command] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-_current: contextvars.ContextVar[Recorder] = contextvars.ContextVar("chasqui_recorder")
-
-
-def _record(command: Command) -> None:
-    try:
-        _current.get().commands.append(command)
-    except LookupError:
-        raise RuntimeError(
-            "flow commands can only be used inside a rule run by the runtime") from None
-
-
-def recording(recorder: Recorder) -> contextvars.Token[Recorder]:
-    """Make ``recorder`` the destination of commands (the runtime's call)."""
-    return _current.set(recorder)
-
-
-def stop_recording(token: contextvars.Token[Recorder]) -> None:
-    _current.reset(token)
-
-
-def customer(c: Any = None) -> dict[str, Any]:
-    """The customer facts of the running decision (profile, tags, consents, flows)."""
-    return _current.get().facts
-
-
-def config(c: Any, name: str, default: Any = None) -> Any:
-    """A setting flows may read (``survey_after_days``, ``review_url``, ...)."""
-    return _current.get().settings.get(name, default)
-
-
-def seconds(n: float) -> float:
-    return float(n)
-
-
-def minutes(n: float) -> float:
-    return n * 60.0
-
-
-def hours(n: float) -> float:
-    return n * 3600.0
-
-
-def days(n: float) -> float:
-    return n * 86400.0
-
-
-def _choices(choices: list[ChoiceSpec] | list[str] | None) -> list[ChoiceSpec]:
-    return [(item, item) if isinstance(item, str) else (item[0], item[1]) for item in choices or []]
-
-
-def send(
-    c: Any,
-    text: str | None = None,
-    *,
-    choices: list[ChoiceSpec] | list[str] | None = None,
-    template: tuple[str, list[str]] | None = None,
-    step: str | None = None,
-    channel: str | None = None,
-    transactional: bool = False,
-) -> None:
-    """Send ``text`` (optionally with choices) or a template.
-
-    The channel is the conversation's when the customer wrote to us, else
-    the customer's first consented channel. A flow's messages are marketing
-    unless ``transactional`` (an answer the customer asked for).
-    """
-    _record(Send(text=text, choices=_choices(choices), template=template, step=step,
-                 channel=channel, transactional=transactional))
-
-
-def ask(
-    c: Any,
-    text: str,
-    *,
-    name: str,
-    choices: list[ChoiceSpec] | list[str] | None = None,
-    timeout: float | None = None,
-    template: tuple[str, list[str]] | None = None,
-    step: str | None = None,
-    transactional: bool = False,
-) -> None:
-    """Send a question and wait for the reply.
-
-    The reply arrives as ``{"type": "message", "question": name, ...}``;
-    without one within ``timeout`` seconds the flow gets
-    ``{"type": "timeout", "question": name}``. A newer question replaces it.
-    """
-    _record(Send(text=text, choices=_choices(choices), template=template, step=step or name,
-                 question=name, timeout=timeout, transactional=transactional))
-
-
-def after(c: Any, delay: float | timedelta | None = None, event: dict[str, Any] | None = None,
-          *, at: datetime | None = None, key: str | None = None) -> None:
-    """Post ``event`` to this flow later: ``delay`` seconds from now or ``at`` a time.
-
-    A wait with the same ``key`` replaces the earlier one.
-    """
-    if isinstance(delay, timedelta):
-        delay = delay.total_seconds()
-    if event is None or "type" not in event:
-        raise ValueError("after() needs an event with a 'type'")
-    _record(After(event=dict(event), seconds=delay, at=at, key=key))
-
-
-def tag(c: Any, name: str) -> None:
-    _record(Tag(name))
-
-
-def untag(c: Any, name: str) -> None:
-    _record(Tag(name, remove=True))
-
-
-def set_attr(c: Any, name: str, value: Any) -> None:
-    """Remember ``value`` on the customer (``attrs.<name>``), visible to every flow."""
-    _record(SetAttr(name, value))
-
-
-def handoff(c: Any, reason: str) -> None:
-    """Ask a human: the conversation becomes ``needs_agent`` with ``reason``."""
-    _record(Handoff(reason))
-
-
-def exit_flow(c: Any, outcome: str = "exited") -> None:
-    """End this flow's run for this customer."""
-    _record(Exit(outcome))
-
-
-def emit(c: Any, event: dict[str, Any]) -> None:
-    """Post a new event to every flow in this same decision (forward chaining)."""
-    if "type" not in event:
-        raise ValueError("emit() needs an event with a 'type'")
-    _record(Emit(dict(event)))
-
-
-def step(c: Any, name: str, outcome: str = "ok", **data: Any) -> None:
-    """Record a named step with an outcome (e.g. the reason a customer gave)."""
-    _record(Step(name, outcome, data))
-
-
-def set_consent(c: Any, channel: str, state: Literal["granted", "revoked", "paused"],
-                source: str) -> None:
-    _record(Consent(channel, state, source))
-
-
-def issue_code(c: Any, purpose: str) -> str:
-    """Issue a single-use discount code and return it, to put in a message.
-
-    The code derives from (customer, flow run, purpose) through the
-    ``DISCOUNT_PATTERN`` setting, so a replayed decision issues the same code
-    and the ``codes`` collection records it once.
-    """
-    recorder = _current.get()
-    digest = hashlib.sha256(f"{recorder.customer_id}|{recorder.run}|{purpose}".encode())
-    code = recorder.code_pattern.format(code=digest.hexdigest()[:8].upper())
-    _record(IssueCode(code, purpose))
-    return code
+"""The flow author's import path, kept stable: the code lives in ``bot.core.commands``."""
+
+from bot.core.commands import (
+    after,
+    ask,
+    config,
+    customer,
+    days,
+    emit,
+    exit_flow,
+    handoff,
+    hours,
+    issue_code,
+    minutes,
+    seconds,
+    send,
+    set_attr,
+    set_consent,
+    step,
+    tag,
+    untag,
+)
+
+__all__ = [
+    'after',
+    'ask',
+    'config',
+    'customer',
+    'days',
+    'emit',
+    'exit_flow',
+    'handoff',
+    'hours',
+    'issue_code',
+    'minutes',
+    'seconds',
+    'send',
+    'set_attr',
+    'set_consent',
+    'step',
+    'tag',
+    'untag',
+]

@@ -30,13 +30,13 @@ from typing import Any, ClassVar, Self
 
 from pymongo import monitoring
 
-from bot.clock import VirtualClock
-from bot.database import Database, make_client
-from bot.flows import Flow
-from bot.inputs import ChannelName, CustomerInfo, InboundMessage, StoreEvent
-from bot.metrics import Metrics
-from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.core.flows import Flow
+from bot.core.inputs import ChannelName, CustomerInfo, InboundMessage, StoreEvent
+from bot.infra.clock import VirtualClock
+from bot.infra.database import Database, make_client
+from bot.infra.metrics import Metrics
+from bot.infra.settings import Settings
+from bot.runtime.loops import Runtime
 from channels.base import OutboundMessage, Parsed, WebhookAck
 
 DEFAULT_START = datetime(2026, 1, 15, 15, 0, tzinfo=UTC)

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.inputs import ChannelName, DeliveryStatus, InboundMessage
+from bot.core.inputs import ChannelName, DeliveryStatus, InboundMessage
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 
 class Choice(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from bot.errors import BadPayload, BadSignature
+from bot.core.errors import BadPayload, BadSignature
 
 __all__ = [
     "BadPayload", "BadSignature", "ChannelError", "OutsideWindow", "PermanentSendError",

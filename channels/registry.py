@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.inputs import CHANNEL_ORDER, ChannelName
+from bot.core.inputs import CHANNEL_ORDER, ChannelName
 from channels.base import Channel
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 CHANNEL_CLASSES: dict[ChannelName, type[Channel]] = {
     WhatsAppChannel.name: WhatsAppChannel,

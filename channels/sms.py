@@ -24,8 +24,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import aiohttp
 from multidict import CIMultiDict
 
-from bot.inputs import ChannelName, DeliveryState, DeliveryStatus, InboundKind, InboundMessage
-from bot.settings import secret
+from bot.core.inputs import ChannelName, DeliveryState, DeliveryStatus, InboundKind, InboundMessage
+from bot.infra.settings import secret
 from channels.base import Choice, OutboundMessage, Parsed, WebhookAck
 from channels.errors import (
     BadPayload,
@@ -39,7 +39,7 @@ from channels.errors import (
 from channels.segments import fit_segments
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 DEFAULT_API_URL = "https://api.twilio.com"

@@ -41,8 +41,8 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.inputs import ChannelName, InboundKind, InboundMessage
-from bot.settings import secret
+from bot.core.inputs import ChannelName, InboundKind, InboundMessage
+from bot.infra.settings import secret
 from channels.base import OutboundMessage, Parsed, WebhookAck
 from channels.errors import (
     BadPayload,
@@ -55,7 +55,7 @@ from channels.errors import (
 from channels.json_body import load_json
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 DEFAULT_API_URL = "https://api.telegram.org"

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from bot.appkeys import CHANNELS, CLOCK, RUNTIME, SETTINGS
-from bot.errors import BadPayload, BadSignature
-from bot.http_common import json_error
+from bot.core.errors import BadPayload, BadSignature
+from bot.http.appkeys import CHANNELS, CLOCK, RUNTIME, SETTINGS
+from bot.http.common import json_error
 from channels.registry import build_channels
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from pywa_async.errors import WhatsAppError
 from pywa_async.types import Button, Section, SectionList, SectionRow
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
-from bot.inputs import ChannelName
-from bot.settings import secret
+from bot.core.inputs import ChannelName
+from bot.infra.settings import secret
 from channels.base import OutboundMessage, Parsed, WebhookAck
 from channels.errors import (
     BadSignature,
@@ -39,7 +39,7 @@ from channels.errors import (
 from channels.whatsapp_parse import parse_webhook
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DEFAULT_API_URL = "https://graph.facebook.com"
@@ -106,7 +106,7 @@ class WhatsAppChannel:
 
     Sends use pywa so payload shapes (interactive buttons, lists, templates)
     follow a maintained library, while verification, parsing and the error
-    table stay ours: the runtime only ever sees ``bot.inputs`` models and
+    table stay ours: the runtime only ever sees ``bot.core.inputs`` models and
     ``channels.errors`` exceptions.
 
     Args:

@@ -1,4 +1,4 @@
-"""WhatsApp Cloud API webhooks (2026 format) into ``bot.inputs`` models.
+"""WhatsApp Cloud API webhooks (2026 format) into ``bot.core.inputs`` models.
 
 A webhook holds ``entry[].changes[].value`` objects with ``messages[]``,
 ``statuses[]`` and ``contacts[]``. Since 2026 each contact carries the user's
@@ -30,7 +30,7 @@ from pywa_async.types import (
     RawUpdate,
 )
 
-from bot.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
+from bot.core.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
 from channels.base import Parsed
 from channels.errors import BadPayload
 from channels.json_body import load_json

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-from bot.keywords import normalize
+from bot.core.keywords import normalize
 
 
 class Topic(TypedDict):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.keywords import normalize
+from bot.core.keywords import normalize
 
 Texts = Mapping[str, Mapping[str, str]]
 DEFAULT_LOCALE = "es"

@@ -1,7 +1,7 @@
 """The seam every store plugs into, and the small helpers the adapters share.
 
 A store adapter turns one store's webhook into generic
-:class:`bot.inputs.StoreEvent` s, the shape of ``POST /events``; nothing
+:class:`bot.core.inputs.StoreEvent` s, the shape of ``POST /events``; nothing
 behind the route ever sees a store's own format. The route calls, in order
 and all pure (no I/O, no clock)::
 
@@ -42,12 +42,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from bot.errors import BadPayload, BadSignature
-from bot.inputs import CustomerInfo, StoreEvent
+from bot.core.errors import BadPayload, BadSignature
+from bot.core.inputs import CustomerInfo, StoreEvent
 from store_events.phones import normalize_email, normalize_phone
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 __all__ = [
     "BadPayload", "BadSignature", "IdStr", "Money", "ProfileBuilder", "StoreAdapter", "StoreModel",
@@ -81,7 +81,7 @@ class StoreAdapter(Protocol):
         ...
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """Raise :class:`bot.errors.BadSignature` unless the body was signed with our secret.
+        """Raise :class:`bot.core.errors.BadSignature` unless the body was signed with our secret.
 
         Uses :func:`hmac.compare_digest` so the comparison time does not
         leak how much of a forged signature was right.

@@ -48,8 +48,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.inputs import CustomerInfo, StoreEvent
-from bot.settings import secret
+from bot.core.inputs import CustomerInfo, StoreEvent
+from bot.infra.settings import secret
 from store_events.base import (
     BadPayload,
     Money,
@@ -63,7 +63,7 @@ from store_events.base import (
 from store_events.phones import normalize_email, normalize_phone
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 SIGNATURE_HEADER = "X-Signature-256"
 

@@ -4,7 +4,7 @@ A customer is found by store id, then by phone (E.164), then by email; a
 webhook from WhatsApp or Twilio carries an E.164 number. Store forms carry
 whatever the shopper typed ("011 15 2233-4455", "+54 9 11 ...", "5491122..."),
 so every adapter runs phones and emails through here before they reach a
-:class:`bot.inputs.CustomerInfo`. Both functions are total: bad input gives
+:class:`bot.core.inputs.CustomerInfo`. Both functions are total: bad input gives
 None, never an exception, because one typo in a form must not make a whole
 webhook fail.
 """

@@ -14,7 +14,7 @@ from store_events.shopify import ShopifyAdapter
 from store_events.woocommerce import WooCommerceAdapter
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 _ADAPTERS: tuple[type[StoreAdapter], ...] = (
     ShopifyAdapter,

@@ -61,8 +61,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
-from bot.inputs import CustomerInfo, StoreEvent
-from bot.settings import secret
+from bot.core.inputs import CustomerInfo, StoreEvent
+from bot.infra.settings import secret
 from store_events.base import (
     BadPayload,
     IdStr,
@@ -80,7 +80,7 @@ from store_events.base import (
 from store_events.generic import build_data
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"

@@ -42,8 +42,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.clock import to_millis
-from bot.inputs import StoreEvent
+from bot.core.inputs import StoreEvent
+from bot.infra.clock import to_millis
 
 Doc = dict[str, Any]
 MAX_OBSERVATIONS = 16

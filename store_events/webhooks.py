@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.appkeys import RUNTIME, STORE_ADAPTERS
-from bot.errors import BadPayload, BadSignature
-from bot.http_common import json_error
+from bot.core.errors import BadPayload, BadSignature
+from bot.http.appkeys import RUNTIME, STORE_ADAPTERS
+from bot.http.common import json_error
 from store_events.registry import ADAPTER_CLASSES, build_adapters
 from store_events.store_clock import stamp_received
 
@@ -65,7 +65,7 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
 
 
 async def _adapters_ctx(app: web.Application):  # type: ignore[no-untyped-def]
-    from bot.appkeys import SETTINGS
+    from bot.http.appkeys import SETTINGS
 
     app[STORE_ADAPTERS] = build_adapters(app[SETTINGS])
     yield

@@ -61,8 +61,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, ValidationError
 
-from bot.inputs import CustomerInfo, StoreEvent
-from bot.settings import secret
+from bot.core.inputs import CustomerInfo, StoreEvent
+from bot.infra.settings import secret
 from store_events.base import (
     BadPayload,
     IdStr,
@@ -79,7 +79,7 @@ from store_events.base import (
 from store_events.generic import build_data
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 TOPIC_HEADER = "X-WC-Webhook-Topic"

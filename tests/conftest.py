@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.embedded_db import EmbeddedMongo
+from bot.infra.embedded_db import EmbeddedMongo
 
 
 @pytest.fixture(scope="session")

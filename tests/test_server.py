@@ -16,8 +16,8 @@ import pytest
 from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 
-from bot.embedded_db import EmbeddedMongo
-from bot.settings import Settings, format_settings_error
+from bot.infra.embedded_db import EmbeddedMongo
+from bot.infra.settings import Settings, format_settings_error
 from server import create_app
 from tests.support.app import ADMIN_TOKEN, AUTH, EVENTS_SECRET, Service, make_settings
 from tests.support.process import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.appkeys import DATABASE, RUNTIME
+from bot.http.appkeys import DATABASE, RUNTIME
 from server import create_app
 from tests.support.app import Fakes, Service, customer_event, make_settings, with_test_flows
 from tests.support.signing import whatsapp_text_webhook
@@ -128,7 +128,7 @@ async def test_an_agent_message_outside_the_window_is_not_sent(
     assert texts(fakes) == ["eco: hola"]
 
 
-BACKLOG = 600  # more than one inbox pass takes (``bot.processor.BATCH``)
+BACKLOG = 600  # more than one inbox pass takes (``bot.runtime.processor.BATCH``)
 
 
 async def test_agent_actions_are_answered_at_once_under_a_backlog(

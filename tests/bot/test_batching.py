@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from durable.lang import m, ruleset, when_all
 
-from bot.clock import SystemClock
-from bot.commands import send
-from bot.decide import Outcome
-from bot.flows import Flow
-from bot.inputs import InboundMessage
-from bot.metrics import Metrics
-from bot.outbox import OutboxSender
-from bot.pacing import Pacer
+from bot.core.commands import send
+from bot.core.decide import Outcome
+from bot.core.flows import Flow
+from bot.core.inputs import InboundMessage
+from bot.infra.clock import SystemClock
+from bot.infra.metrics import Metrics
+from bot.runtime.pacing import Pacer
+from bot.runtime.sender import OutboxSender
 from bot.testing import FlowHarness
 from tests.support.monitoring import CommandLog
 

@@ -14,8 +14,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
-from bot.database import open_database
-from bot.embedded_db import EmbeddedMongo
+from bot.infra.database import open_database
+from bot.infra.embedded_db import EmbeddedMongo
 from tests.support.app import make_settings
 from tests.support.process import kill_leftovers, wait_until
 
@@ -31,7 +31,7 @@ async def test_a_restart_waits_for_the_previous_server_to_release_the_files(
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(first.uri)
     await client.chasqui.probe.insert_one({"_id": 1})
     await client.close()
-    caplog.set_level(logging.INFO, logger="bot.embedded_db")
+    caplog.set_level(logging.INFO, logger="bot.infra.embedded_db")
     starting = asyncio.create_task(second.start())
     try:
         await wait_until(lambda: "still open in another process" in caplog.text

@@ -5,8 +5,8 @@ from __future__ import annotations
 import durable.lang
 import pytest
 
-from bot.engine import QuietHost, get_host
-from bot.flows import FlowLoadError, load_flows
+from bot.core.engine import QuietHost, get_host
+from bot.core.flows import FlowLoadError, load_flows
 
 
 def test_the_shipped_flows_load() -> None:

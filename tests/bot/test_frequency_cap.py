@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from durable.lang import m, ruleset, when_all
 
-from bot.commands import exit_flow, send
-from bot.flows import Flow
+from bot.core.commands import exit_flow, send
+from bot.core.flows import Flow
 from bot.testing import FlowHarness
 
 PROMO = Flow("f_promo", triggers=("t.promo",))  # marketing; may start again at once

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from durable.lang import m, ruleset, when_all
 
-from bot.commands import after, ask, days, emit, exit_flow, send, step, tag
-from bot.flows import Flow
+from bot.core.commands import after, ask, days, emit, exit_flow, send, step, tag
+from bot.core.flows import Flow
 from bot.testing import FlowHarness
 
 CHAIN = Flow("t_chain", triggers=("order.placed",), marketing=False)
@@ -135,7 +135,7 @@ with ruleset("t_echo"):
 async def test_replies_arriving_at_once_are_decided_in_arrival_order(mongo_uri: str) -> None:
     import asyncio
 
-    from bot.inputs import InboundMessage
+    from bot.core.inputs import InboundMessage
 
     async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
         await h.customer("a", phone=PHONE)
@@ -150,7 +150,7 @@ async def test_replies_arriving_at_once_are_decided_in_arrival_order(mongo_uri: 
 
 
 async def test_sms_pacing_counts_segments_on_the_service_clock(mongo_uri: str) -> None:
-    from bot.inputs import InboundMessage
+    from bot.core.inputs import InboundMessage
 
     async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), sms_rate=1) as h:
         await h.customer("a", phone=PHONE)

@@ -6,10 +6,10 @@ import asyncio
 
 from durable.lang import m, ruleset, when_all
 
-from bot.commands import send
-from bot.flows import Flow
-from bot.inbox import make_item
-from bot.inputs import InboundMessage
+from bot.core.commands import send
+from bot.core.flows import Flow
+from bot.core.inputs import InboundMessage
+from bot.runtime.inbox import make_item
 from bot.testing import FlowHarness
 
 PHONE = "+5491122334455"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.database import open_database
-from bot.settings import Settings, format_settings_error
+from bot.infra.database import open_database
+from bot.infra.settings import Settings, format_settings_error
 
 
 @pytest.mark.parametrize("value", ["0", "fast", "51", ""])

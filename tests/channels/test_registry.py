@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings
+from bot.infra.settings import Settings
 from channels.registry import CHANNEL_CLASSES, build_channels
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel

@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from bot.inputs import DeliveryStatus, InboundMessage
-from bot.settings import Settings
+from bot.core.inputs import DeliveryStatus, InboundMessage
+from bot.infra.settings import Settings
 from channels.base import Choice, OutboundMessage, TemplateRef
 from channels.errors import (
     BadPayload,

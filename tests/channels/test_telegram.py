@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.settings import Settings
+from bot.infra.settings import Settings
 from channels.base import Choice, OutboundMessage, TemplateRef
 from channels.errors import (
     BadPayload,

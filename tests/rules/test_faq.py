@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.keywords import normalize
+from bot.core.keywords import normalize
 from rules._faq import FAQ, best_topic, match_faq
 
 

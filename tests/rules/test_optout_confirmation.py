@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import keywords
+from bot.core import keywords
 from bot.testing import FlowHarness
 from rules.optout_confirmation import FLOW, TEXTS
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.errors import BadPayload, BadSignature
-from bot.inputs import StoreEvent
-from bot.settings import Settings
+from bot.core.errors import BadPayload, BadSignature
+from bot.core.inputs import StoreEvent
+from bot.infra.settings import Settings
 from store_events.generic import DATA_MODELS, GenericAdapter
 from store_events.registry import ADAPTER_CLASSES, ALL_ADAPTER_NAMES, build_adapters
 from store_events.shopify import ShopifyAdapter

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from bot.errors import BadPayload
-from bot.inputs import StoreEvent
+from bot.core.errors import BadPayload
+from bot.core.inputs import StoreEvent
 from server import create_app
 from store_events.base import money
 from store_events.generic import GenericAdapter

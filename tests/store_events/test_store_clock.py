@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient
 
-from bot import keywords
-from bot.inputs import CustomerInfo, StoreEvent
+from bot.core import keywords
+from bot.core.inputs import CustomerInfo, StoreEvent
 from server import create_app
 from store_events import store_clock
 from tests.support.app import SHOPIFY_SECRET, Fakes, Service, make_settings

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from durable.lang import m, ruleset, when_all
 
-from bot import waits
-from bot.commands import exit_flow, send
-from bot.customers import add_keys, new_customer
-from bot.flows import Flow
+from bot.core import waits
+from bot.core.commands import exit_flow, send
+from bot.core.customers import add_keys, new_customer
+from bot.core.flows import Flow
 from bot.testing import FlowHarness
 from tests.support.monitoring import CommandLog
 

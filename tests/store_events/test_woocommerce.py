@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.errors import BadPayload, BadSignature
-from bot.inputs import StoreEvent
+from bot.core.errors import BadPayload, BadSignature
+from bot.core.inputs import StoreEvent
 from store_events.woocommerce import WooCommerceAdapter
 from tests.support.store_signing import load_fixture, woocommerce_headers
 

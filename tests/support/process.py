@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.embedded_db import free_port
+from bot.infra.embedded_db import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

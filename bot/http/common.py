@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.appkeys import METRICS, SETTINGS
-from bot.settings import secret
+from bot.http.appkeys import METRICS, SETTINGS
+from bot.infra.settings import secret
 
 log = logging.getLogger(__name__)
 

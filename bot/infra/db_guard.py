@@ -1,6 +1,6 @@
 """A guard between the service and its embedded database process.
 
-``python bot/db_guard.py <secantus arguments>`` starts secantus and stays
+``python bot/infra/db_guard.py <secantus arguments>`` starts secantus and stays
 beside it. If the service dies without stopping it (kill -9), the guard
 notices that its parent is gone and stops the database the orderly way
 (SIGTERM, so the last commits are flushed; SIGKILL after a grace period), so

@@ -53,8 +53,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 from pymongo.results import BulkWriteResult
 
-from bot.embedded_db import EmbeddedMongo
-from bot.settings import Settings
+from bot.infra.embedded_db import EmbeddedMongo
+from bot.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

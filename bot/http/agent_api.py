@@ -19,10 +19,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME, SETTINGS
-from bot.http_common import bad_request, json_error, read_json
-from bot.links import make_token
-from bot.settings import secret
+from bot.core.links import make_token
+from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME, SETTINGS
+from bot.http.common import bad_request, json_error, read_json
+from bot.infra.settings import secret
 
 Doc = dict[str, Any]
 STATUSES = ("bot", "needs_agent", "agent", "closed")
@@ -156,7 +156,7 @@ async def release(request: web.Request) -> web.Response:
 async def agent_message(request: web.Request) -> web.Response:
     """202 with ``M`` as queued, as soon as the input is stored.
 
-    The decision gives the message the id ``agent:<input id>`` (``bot.decide``)
+    The decision gives the message the id ``agent:<input id>`` (``bot.core.decide``)
     and signs it with the body's agent, else the conversation's; the answer
     uses the same id, so a later GET of the conversation shows this message
     with its outcome (sent, or skipped with the reason, e.g. outside

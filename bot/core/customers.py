@@ -22,7 +22,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from bot.inputs import CustomerInfo
+from bot.core.inputs import CustomerInfo
 
 Doc = dict[str, Any]
 KEY_PRIORITY = ("store", "phone", "email", "wauser", "tg")

@@ -7,7 +7,7 @@ pending events into the engine, posts the event, reads back what changed and
 deletes it from memory again. Memory therefore holds only the customers
 being decided right now, and any worker can continue any customer.
 
-Rules act only through ``bot.commands``; exceptions raised in a rule (which
+Rules act only through ``bot.core.commands``; exceptions raised in a rule (which
 durable_rules stores in the state instead of raising) become ``RuleError``.
 """
 
@@ -21,7 +21,7 @@ from durable import engine as durable_engine
 from durable import lang as durable_lang
 from durable.engine import MessageNotHandledException
 
-from bot.commands import Recorder, recording, stop_recording
+from bot.core.commands import Recorder, recording, stop_recording
 
 ENGINE_KEYS = ("sid", "id", "$s", "exception")
 MAX_PENDING = 50

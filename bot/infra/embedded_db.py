@@ -1,12 +1,12 @@
 """The embedded MongoDB-compatible server used when ``MONGODB_URI`` is unset.
 
 ``secantusdb`` runs as a child process on a free loopback port (behind the
-small ``bot.db_guard``), so ``make run`` needs nothing installed. It is
+small ``bot.infra.db_guard``), so ``make run`` needs nothing installed. It is
 stopped with SIGTERM (it takes a few seconds to close WiredTiger cleanly)
 and SIGKILL only as a last resort, so no orphan outlives the service.
 
 On disk it runs with ``--auth``: the login is generated at first start and
-kept in ``DATA_DIR`` (``bot.db_credentials``), so other local accounts cannot
+kept in ``DATA_DIR`` (``bot.infra.db_credentials``), so other local accounts cannot
 read customers' data. ``:memory:`` (the test suite) runs without it.
 
 A restart right after a kill can find the previous server still closing its
@@ -42,8 +42,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
-from bot import db_credentials
-from bot.db_credentials import Credentials
+from bot.infra import db_credentials
+from bot.infra.db_credentials import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class EmbeddedMongo:
             "--port", str(port), "--storage-path", self.storage_path,
             "--log-level", "WARNING", "--standalone", *(["--auth"] if auth else []),
         ]
-        # Through bot.db_guard, which stops the database gracefully if the
+        # Through bot.infra.db_guard, which stops the database gracefully if the
         # service dies without doing so (kill -9). A new session, so a Ctrl-C
         # aimed at the service's terminal does not stop the database before
         # the service has finished with it.

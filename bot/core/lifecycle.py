@@ -11,7 +11,7 @@
 - ``customer.sunset``: a wait ``SUNSET_AFTER_DAYS`` after the last order or
   message, pushed back by either.
 
-The waits live in the customer document (``bot.waits``), so the daily sweep
+The waits live in the customer document (``bot.core.waits``), so the daily sweep
 is the scheduler's indexed ``next_due`` query: it touches only customers
 that are due, in batches, and resumes wherever it stopped.
 """
@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot import waits
+from bot.core import waits
 
 Doc = dict[str, Any]
 BIRTHDAY_HOUR = time(10, 0)

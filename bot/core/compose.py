@@ -15,8 +15,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.customers import has_consent
-from bot.inputs import CHANNEL_ORDER
+from bot.core.customers import has_consent
+from bot.core.inputs import CHANNEL_ORDER
 
 Doc = dict[str, Any]
 WINDOW = timedelta(hours=24)

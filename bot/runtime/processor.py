@@ -25,7 +25,7 @@ is not cached); a busy pass shares them among up to ``CHUNK`` customers.
 Claiming inputs, marking them done and updating conversation summaries are
 likewise one write per pass.
 
-Durability (see ``bot.database``): the commit of a chunk is durable when it
+Durability (see ``bot.infra.database``): the commit of a chunk is durable when it
 returns, records included (one journal sync for the chunk), so a decision
 whose inputs are then marked done survives a crash of the database; the
 conversation summaries of a pass likewise. Leases, done marks and delivery
@@ -47,13 +47,13 @@ from pydantic import ValidationError
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from bot import waits
-from bot.clock import Clock
-from bot.customers import add_keys, new_customer, pick_customer
-from bot.database import Database, find_in, update_each
-from bot.decide import Decider, Outcome
-from bot.engine import RuleError
-from bot.metrics import Metrics
+from bot.core import waits
+from bot.core.customers import add_keys, new_customer, pick_customer
+from bot.core.decide import Decider, Outcome
+from bot.core.engine import RuleError
+from bot.infra.clock import Clock
+from bot.infra.database import Database, find_in, update_each
+from bot.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]

@@ -9,7 +9,7 @@ concurrent webhooks are written together: requests wait a few milliseconds
 for companions, one ``insert_many`` stores them all, and each request is
 then answered with its own result. Nothing is acknowledged before its
 insert returned, and that insert is journaled (``j: true``, see
-``bot.database``): one log sync for the whole batch, after which the inputs
+``bot.infra.database``): one log sync for the whole batch, after which the inputs
 survive a crash of the database process too.
 
 An item is ``{"_id", "seq", "kind", "source", "keys", "ckey", "payload",
@@ -31,8 +31,8 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from bot.database import Database
-from bot.metrics import Metrics
+from bot.infra.database import Database
+from bot.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]

@@ -23,24 +23,24 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.appkeys import CHANNELS, CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
-from bot.clock import Clock, VirtualClock
-from bot.customers import identity_keys
-from bot.database import Database
-from bot.decide import Decider, DecisionContext
-from bot.engine import Engine
-from bot.flows import Flow, load_flows
-from bot.inbox import STOP_GRACE_SECONDS, Inbox, make_item
-from bot.inputs import DeliveryStatus, InboundMessage, StoreEvent
-from bot.links import read_token
-from bot.metrics import Metrics
-from bot.outbound import SendPolicy
-from bot.outbox import OutboxSender
-from bot.pacing import Pacer
-from bot.processor import Processor, insert_ignoring_duplicates
-from bot.settings import Settings, secret
+from bot.core.compose import SendPolicy
+from bot.core.customers import identity_keys
+from bot.core.decide import Decider, DecisionContext
+from bot.core.engine import Engine
+from bot.core.flows import Flow, load_flows
+from bot.core.inputs import DeliveryStatus, InboundMessage, StoreEvent
+from bot.core.lifecycle import TriggerPolicy
+from bot.core.links import read_token
+from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
+from bot.infra.clock import Clock, VirtualClock
+from bot.infra.database import Database
+from bot.infra.metrics import Metrics
+from bot.infra.settings import Settings, secret
+from bot.runtime.inbox import STOP_GRACE_SECONDS, Inbox, make_item
+from bot.runtime.pacing import Pacer
+from bot.runtime.processor import Processor, insert_ignoring_duplicates
+from bot.runtime.sender import OutboxSender
 from channels.base import Channel
-from store_events.triggers import TriggerPolicy
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]

@@ -36,13 +36,13 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from bot.clock import Clock, to_millis
-from bot.customers import has_consent
-from bot.database import Database, find_in
-from bot.inbox import make_item
-from bot.metrics import Metrics
-from bot.outbound import in_window
-from bot.pacing import RESOLUTION, Pacer
+from bot.core.compose import in_window
+from bot.core.customers import has_consent
+from bot.infra.clock import Clock, to_millis
+from bot.infra.database import Database, find_in
+from bot.infra.metrics import Metrics
+from bot.runtime.inbox import make_item
+from bot.runtime.pacing import RESOLUTION, Pacer
 from channels.base import Channel, Choice, OutboundMessage, TemplateRef
 from channels.errors import PermanentSendError, RateLimited, SendError, TransientSendError
 from channels.segments import count_segments

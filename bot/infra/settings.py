@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         return self
 
     def flow_settings(self) -> dict[str, object]:
-        """The settings flows may read through ``bot.commands.config``."""
+        """The settings flows may read through ``bot.core.commands.config``."""
         return {
             "survey_after_days": self.survey_after_days,
             "sunset_after_days": self.sunset_after_days,

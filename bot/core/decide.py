@@ -22,27 +22,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import commands as cmd
-from bot import keywords, waits
-from bot.customers import facts, merge_profile, record_consent
-from bot.engine import Engine
-from bot.flows import Flow
-from bot.inputs import CustomerInfo, InboundMessage, StoreEvent
-from bot.outbound import (
+from bot.core import commands as cmd
+from bot.core import keywords, waits
+from bot.core.compose import (
     SendPolicy,
     build_message,
     choose_channel,
     conversation_id,
     record_marketing,
 )
-from store_events import store_clock
-from store_events.triggers import (
+from bot.core.customers import facts, merge_profile, record_consent
+from bot.core.engine import Engine
+from bot.core.flows import Flow
+from bot.core.inputs import CustomerInfo, InboundMessage, StoreEvent
+from bot.core.lifecycle import (
     TriggerPolicy,
     mark_fired,
     on_store_event,
     on_wait_fired,
     schedule_lifecycle,
 )
+from store_events import store_clock
 
 Doc = dict[str, Any]
 MAX_CHAIN = 25

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.clock import SystemClock, VirtualClock
-from bot.database import Database
-from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.infra.clock import SystemClock, VirtualClock
+from bot.infra.database import Database
+from bot.infra.metrics import Metrics
+from bot.infra.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.runtime.loops import Runtime
     from channels.base import Channel
     from store_events.base import StoreAdapter
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.clock import to_millis
+from bot.infra.clock import to_millis
 
 RESOLUTION = 0.001  # stored times have millisecond precision; never ask for less
 

@@ -1,0 +1,102 @@
+"""Flow declarations and their discovery in ``rules/``.
+
+A flow is one durable_rules ruleset plus a :class:`Flow` declaration that
+tells the runtime what durable_rules cannot: which event types start a run,
+which end it, whether a customer may enter again, and the approved template
+to use for a step outside WhatsApp's 24-hour window. A module in ``rules/``
+declares ``FLOW = Flow(...)`` (or ``FLOWS = [...]``) and the ruleset named
+``FLOW.name``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from bot.core.engine import get_host
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What the runtime needs to know about a flow besides its rules.
+
+    Attributes:
+        name: the ruleset's name; also the flow's id in state and statistics.
+        triggers: event types that start a run (when none is active).
+        exit_on: event types that end an active run after the rules saw them.
+        reentry_after: seconds before a customer may start the flow again
+            after a run ended; None means never again, 0 means at once.
+        marketing: whether its messages need marketing consent.
+        templates: step name -> approved template name, used (without
+            parameters) when a step's free-form WhatsApp message falls outside
+            the 24-hour window; a step that needs parameters passes
+            ``template=(name, [params])`` to ``send``/``ask`` instead.
+        receives_messages: whether an active run gets the customer's messages
+            that answer no pending question (e.g. a chat).
+    """
+
+    name: str
+    triggers: tuple[str, ...]
+    exit_on: tuple[str, ...] = ()
+    reentry_after: float | None = 0
+    marketing: bool = True
+    templates: dict[str, str] = field(default_factory=dict)
+    receives_messages: bool = False
+    description: str = ""
+
+
+class FlowLoadError(RuntimeError):
+    """A module in ``rules/`` could not be loaded; names the module and line."""
+
+
+def _flows_of(module: ModuleType) -> list[Flow]:
+    found: list[Flow] = []
+    single = getattr(module, "FLOW", None)
+    if isinstance(single, Flow):
+        found.append(single)
+    found.extend(item for item in getattr(module, "FLOWS", []) if isinstance(item, Flow))
+    return found
+
+
+def load_flows(package: str = "rules", only: list[str] | None = None) -> dict[str, Flow]:
+    """Import every module of ``package`` and return its flows by name.
+
+    Args:
+        package: the package to scan.
+        only: module names to load (all when None); the testing aid uses it.
+
+    Raises:
+        FlowLoadError: a module failed to import, or declares a flow whose
+            ruleset does not exist; the message names the module and line.
+    """
+    root = importlib.import_module(package)
+    flows: dict[str, Flow] = {}
+    for info in pkgutil.iter_modules(root.__path__):
+        if info.name.startswith("_") or (only is not None and info.name not in only):
+            continue
+        name = f"{package}.{info.name}"
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            raise FlowLoadError(
+                f"cannot load flow module {name} ({frame.filename}, line {frame.lineno}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        for flow in _flows_of(module):
+            try:
+                get_host().get_ruleset(flow.name)
+            except Exception as exc:
+                raise FlowLoadError(
+                    f"{name} declares flow {flow.name!r} but defines no ruleset of that name"
+                ) from exc
+            if flow.name in flows:
+                raise FlowLoadError(f"{name}: flow {flow.name!r} is declared twice")
+            flows[flow.name] = flow
+    return flows

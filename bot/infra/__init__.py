@@ -1,0 +1,3 @@
+"""Infrastructure: settings, clock, database client and the embedded server,
+metrics. Knows nothing of flows or channels.
+"""
