@@ -26,7 +26,7 @@ Decisions:
       How far in the future it may lie is not the adapter's business: the
       route stamps each event with the service clock at intake
       (``received_at``), and a store time counts as no later than that
-      (:mod:`store_events.store_clock`).
+      (:mod:`bot.core.store_clock`).
     * Money (``total``, ``price``) is a JSON number or a decimal string
       ("59.90", as Shopify and most backends send it), kept exact as a
       normalised decimal string (:data:`store_events.base.Money`); the JSON
@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from bot.core.inputs import CustomerInfo, StoreEvent
 from bot.infra.settings import secret
@@ -219,12 +220,20 @@ class GenericCustomer(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
+        """An IANA name the zone database opens; anything else is refused, not ignored.
+
+        ``ZoneInfo`` reads the name as a file path: besides its own errors it
+        raises ``OSError`` for a name too long for a file name or naming a
+        directory ("America"); all of them mean "no such zone".
+        """
         if value is None:
             return None
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            raise PydanticCustomError("time_zone", "unknown time zone {zone}",
+                                      {"zone": repr(shown)}) from None
         return value
 
 

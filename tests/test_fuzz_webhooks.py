@@ -14,11 +14,10 @@ regression cases below. ``FUZZ`` keeps each route to 150 examples.
 
 from __future__ import annotations
 
-import copy
+import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,6 +25,9 @@ from aiohttp import ClientResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.core.errors import BadPayload
+from bot.runtime.inbox import make_item
+from bot.testing import FlowHarness
 from server import create_app
 from tests.support.app import (
     AUTH,
@@ -40,6 +42,18 @@ from tests.support.app import (
     make_settings,
     with_test_flows,
 )
+from tests.support.fuzzing import (
+    ODD,
+    ODD_TEXT,
+    TESTS,
+    Json,
+    assert_no_5xx,
+    bodies,
+    load,
+    mutated,
+    paths,
+)
+from tests.support.fuzzing import replace_at as _replace
 from tests.support.signing import (
     form_body,
     json_body,
@@ -50,91 +64,11 @@ from tests.support.signing import (
 )
 from tests.support.store_signing import events_headers, shopify_headers, woocommerce_headers
 
-TESTS = Path(__file__).resolve().parent
-Json = Any
-
 FUZZ = settings(
     max_examples=150, derandomize=True, database=None, deadline=None, print_blob=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
 )
-
-
-def load(folder: str) -> list[tuple[str, Json]]:
-    """``(file stem, parsed JSON)`` of every fixture in ``tests/<folder>``."""
-    return [(path.stem, json.loads(path.read_text()))
-            for path in sorted((TESTS / folder).glob("*.json"))]
-
-
-# -- odd values -----------------------------------------------------------------------
-
-EXTREMES: list[Json] = [
-    2**63, -(2**63), 2**63 - 1, 2**64, 10**69, -(10**69), int("9" * 70), 0, -1, True, False,
-    None, "", 1e308, -1e308, 5e-324, 0.5, "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z",
-    "+275760-09-13T00:00:00Z", "2026-02-30T25:61:00Z", "not a date", str(2**63), "9" * 70,
-    "-1", "1e400", "NaN", "١٢٣", "x" * 5000, "\u0000", "+", "@", [], {},
-]
-_scalar = (st.none() | st.booleans() | st.integers(-(2**80), 2**80)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
-ODD: st.SearchStrategy[Json] = st.one_of(
-    st.sampled_from(EXTREMES),
-    _scalar,
-    st.recursive(_scalar, lambda inner: st.lists(inner, max_size=3)
-                 | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6),
-)
-# Form fields (Twilio) are strings whatever the value means.
-ODD_TEXT: st.SearchStrategy[str] = st.one_of(
-    st.sampled_from([str(v) for v in EXTREMES if isinstance(v, str | int | float)]),
-    st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
-)
-_DELETE = object()
-
-
-def _paths(value: Json, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every place in a JSON document (not the root itself)."""
-    items = value.items() if isinstance(value, dict) else (
-        enumerate(value) if isinstance(value, list) else ())
-    for key, child in items:
-        yield (*prefix, key)
-        yield from _paths(child, (*prefix, key))
-
-
-def _replace(doc: Json, path: tuple[Any, ...], new: Any) -> None:
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if new is _DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = new
-
-
-@st.composite
-def mutated(draw: st.DrawFn, fixtures: list[tuple[str, Json]],
-            values: st.SearchStrategy[Any] = ODD) -> tuple[str, Json]:
-    """A fixture with one to three values replaced or removed."""
-    name, original = draw(st.sampled_from(fixtures))
-    doc = copy.deepcopy(original)
-    for _ in range(draw(st.integers(1, 3))):
-        paths = sorted(_paths(doc), key=repr)
-        if not paths:
-            break
-        path = draw(st.sampled_from(paths))
-        _replace(doc, path, draw(st.one_of(values, values, values, st.just(_DELETE))))
-    return name, doc
-
-
-def bodies(fixtures: list[tuple[str, Json]]) -> st.SearchStrategy[tuple[str, bytes]]:
-    """A mutated fixture as JSON bytes, or now and then bytes that are not JSON."""
-    as_json = mutated(fixtures).map(lambda pair: (pair[0], json_body(pair[1])))
-    raw = st.tuples(st.sampled_from([name for name, _ in fixtures]), st.binary(max_size=200))
-    return st.one_of(as_json, as_json, as_json, as_json, raw)
-
-
-def assert_no_5xx(response: ClientResponse, body: bytes | str, text: str) -> None:
-    """No 5xx, and no body only the channels' last-resort guard could answer."""
-    assert response.status < 500, f"{response.status} {text} for {body[:2000]!r}"
-    assert '"reason": "unreadable"' not in text, f"a parser failed on {body[:2000]!r}"
 
 
 # -- the app ----------------------------------------------------------------------------
@@ -172,6 +106,15 @@ async def post_twilio(service: Service, path: str, form: dict[str, str]) -> None
 
 
 async def post_store(service: Service, route: str, name: str, body: bytes) -> None:
+    response = await store_response(service, route, name, body)
+    text = await response.text()
+    assert_no_5xx(response, body, text)
+    assert ":unreadable:" not in text, f"a parser failed on {body[:2000]!r}"  # /events' guard
+
+
+async def store_response(service: Service, route: str, name: str,
+                         body: bytes) -> ClientResponse:
+    """``body`` posted to a store route as fixture ``name``'s topic, signed, new delivery id."""
     delivery = f"fuzz-{next(_fresh)}"
     if route == "/webhooks/shopify":
         head, _, tail = name.rpartition("_")
@@ -181,8 +124,7 @@ async def post_store(service: Service, route: str, name: str, body: bytes) -> No
         headers = woocommerce_headers(WOO_SECRET, body, f"{resource}.{event}", delivery)
     else:
         headers = events_headers(EVENTS_SECRET, body)
-    response = await service.client.post(route, data=body, headers=headers)
-    assert_no_5xx(response, body, await response.text())
+    return await service.client.post(route, data=body, headers=headers)
 
 
 # -- regression cases: the bodies that answered 500 -------------------------------------
@@ -264,7 +206,151 @@ async def test_a_lone_surrogate_escape_is_a_400_and_an_escaped_emoji_is_read(
     assert {c["last_message"]["text"] for c in conversation["conversations"]} == {"eco: 😀"}
 
 
+# -- regression cases: signed store bodies the database could not hold ------------------
+
+STORE_FIXTURES = {"/events": "events", "/webhooks/shopify": "shopify",
+                  "/webhooks/woocommerce": "woocommerce"}
+
+
+def store_fixture(route: str, name: str) -> Json:
+    return json.loads((TESTS / "fixtures" / STORE_FIXTURES[route] / f"{name}.json").read_text())
+
+
+def field_name(where: tuple[Any, ...]) -> str:
+    """``("data", "items", 1, "quantity")`` -> ``"data.items[1].quantity"``."""
+    text = ""
+    for key in where:
+        text += f"[{key}]" if isinstance(key, int) else f".{key}" if text else key
+    return text
+
+
+async def post_changed(service: Service, route: str, name: str, where: tuple[Any, ...],
+                       value: Json, fresh_id: bool = True) -> tuple[int, Json]:
+    """Fixture ``name`` with the value at ``where`` set, posted signed: (status, JSON answer)."""
+    payload = store_fixture(route, name)
+    _replace(payload, where, value)
+    if fresh_id and route == "/events":
+        payload["id"] = f"evt-fuzz-{next(_fresh)}"
+    response = await store_response(service, route, name, json.dumps(payload).encode())
+    return response.status, await response.json()
+
+
+@pytest.mark.parametrize(("route", "fixture", "where"), [
+    ("/events", "checkout_started", ("data", "items", 1, "quantity")),
+    ("/events", "customer_created", ("customer", "tags", 0)),
+    ("/events", "order_placed", ("data", "gift_wrap")),  # an extra field, kept
+    ("/events", "customer_created", ("campaign",)),
+    ("/webhooks/shopify", "orders_create", ("line_items", 0, "quantity")),
+    ("/webhooks/woocommerce", "order_created", ("line_items", 0, "quantity")),
+])
+async def test_an_integer_beyond_64_bits_is_a_400_naming_it_and_the_limit_is_stored(
+        service: Service, route: str, fixture: str, where: tuple[Any, ...]) -> None:
+    """MongoDB stores 8-byte integers: 2**63 used to fail the inbox write (500)."""
+    for value in (2**63, -(2**63) - 1, 10**30):
+        status, answer = await post_changed(service, route, fixture, where, value)
+        assert status == 400, answer
+        assert answer["error"].startswith(field_name(where)), answer
+        assert "integer out of range" in answer["error"]
+    status, answer = await post_changed(service, route, fixture, where, 2**63 - 1)
+    assert status in (200, 202) and "error" not in answer, answer
+
+
+async def test_one_unstorable_input_fails_alone_and_its_batch_is_stored(
+        mongo_uri: str) -> None:
+    """A document the driver cannot encode used to fail every request written with it."""
+    async with FlowHarness(mongo_uri, [], channels=("sms",)) as h:
+        def item(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+            return make_item(dedupe_id=f"test:{name}", kind="event", source="test",
+                             keys=[f"store:{name}"], payload=payload)
+
+        assert await h.runtime.inbox.accept(item("old", {}))
+        batch = [item("a", {"n": 1}), item("big", {"n": 2**63}), item("b", {}),
+                 item("surrogate", {"t": "\ud800"}), item("nul", {"a\x00b": 1}),
+                 item("old", {}), item("c", {"n": 2**63 - 1})]
+        outcomes = await asyncio.gather(*(h.runtime.inbox.accept(i) for i in batch),
+                                        return_exceptions=True)
+        assert outcomes[0] is True and outcomes[2] is True and outcomes[6] is True, outcomes
+        assert outcomes[5] is False  # the duplicate is still told apart
+        for bad in (outcomes[1], outcomes[3], outcomes[4]):
+            assert isinstance(bad, BadPayload), outcomes  # the sender's fault: a 400
+            assert "cannot be stored" in str(bad)
+        stored = {doc["_id"] async for doc in h.database.inbox.find({"source": "test"})}
+        assert stored == {"test:old", "test:a", "test:b", "test:c"}
+
+
+@pytest.mark.parametrize("zone", ["x" * 5000, "America", "Mars/Olympus", "../../etc/passwd"])
+async def test_an_unknown_time_zone_is_a_400_naming_it(service: Service, zone: str) -> None:
+    """``ZoneInfo`` reads the name as a file: 5,000 characters raised OSError (500)."""
+    status, answer = await post_changed(service, "/events", "customer_created",
+                                        ("customer", "timezone"), zone)
+    assert status == 400, answer
+    assert answer["error"].startswith("customer.timezone: unknown time zone"), answer
+    assert len(answer["error"]) < 200
+
+
+async def test_store_bodies_nested_deeper_than_json_reads_are_a_400(service: Service) -> None:
+    for body in DEEP:
+        for route, name in (("/events", "customer_created"),
+                            ("/webhooks/shopify", "orders_create"),
+                            ("/webhooks/woocommerce", "order_created")):
+            response = await store_response(service, route, name, body)
+            assert response.status == 400, await response.text()
+            assert "nested too deeply" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize(("route", "fixture", "where", "value", "problem"), [
+    ("/events", "customer_created", ("customer", "first_name"), "Ana \ud800", "surrogate"),
+    ("/events", "checkout_started", ("data", "items", 0, "title"), "\udfff", "surrogate"),
+    ("/events", "order_placed", ("data", "note"), {"\ud83d": 1}, "surrogate"),
+    ("/events", "order_placed", ("data", "note"), {"a\u0000b": 1}, "NUL"),
+    ("/webhooks/shopify", "orders_create", ("line_items", 0, "title"), "\ud800", "surrogate"),
+    ("/webhooks/woocommerce", "order_created", ("line_items", 0, "name"), "\ud800",
+     "surrogate"),
+])
+async def test_a_string_mongodb_cannot_store_is_a_400_naming_it(
+        service: Service, route: str, fixture: str, where: tuple[Any, ...], value: Json,
+        problem: str) -> None:
+    """A lone surrogate escape (not UTF-8) or a NUL in a key used to fail the inbox write."""
+    status, answer = await post_changed(service, route, fixture, where, value)
+    assert status == 400, answer
+    assert answer["error"].startswith(field_name(where)) and problem in answer["error"], answer
+    status, answer = await post_changed(service, route, fixture, where, "\ud83d\ude00")
+    assert status in (200, 202) and "error" not in answer, answer  # an escaped emoji is fine
+
+
 # -- generated bodies, one test per route -----------------------------------------------
+
+# What MongoDB cannot hold, which the store routes must refuse wherever it is,
+# extra fields included (they are kept): the four ways a fuzz run got a 500.
+UNSTORABLE: list[Json] = [2**63, -(2**63) - 1, int("9" * 70), "\ud800", "a\udfffb", "x" * 5000,
+                          {"a\x00b": 1}, {"\ud800": 1}, "America"]
+
+
+@st.composite
+def with_extra_field(draw: st.DrawFn, fixtures: list[tuple[str, Json]]) -> tuple[str, bytes]:
+    """A mutated fixture plus a new key, in any of its objects, holding an odd value.
+
+    Sent as ASCII JSON, so a lone surrogate travels as an escape, the only
+    way a sender's body can carry one.
+    """
+    name, doc = draw(mutated(fixtures))
+    objects = [where for where in [(), *sorted(paths(doc), key=repr)]
+               if isinstance(value_at(doc, where), dict)]
+    target = value_at(doc, draw(st.sampled_from(objects)))
+    target[draw(st.text(max_size=8))] = draw(st.sampled_from(UNSTORABLE) | ODD)
+    return name, json.dumps(doc).encode()
+
+
+def value_at(doc: Json, where: tuple[Any, ...]) -> Json:
+    for key in where:
+        doc = doc[key]
+    return doc
+
+
+def store_bodies(fixtures: list[tuple[str, Json]]) -> st.SearchStrategy[tuple[str, bytes]]:
+    """:func:`bodies`, or a body with an extra field holding an odd or unstorable value."""
+    return st.one_of(bodies(fixtures), with_extra_field(fixtures))
+
 
 
 @FUZZ
@@ -300,21 +386,21 @@ async def test_sms_status_webhook_never_answers_5xx(service: Service,
 
 
 @FUZZ
-@given(case=bodies(load("fixtures/shopify")))
+@given(case=store_bodies(load("fixtures/shopify")))
 async def test_shopify_webhook_never_answers_5xx(service: Service,
                                                  case: tuple[str, bytes]) -> None:
     await post_store(service, "/webhooks/shopify", *case)
 
 
 @FUZZ
-@given(case=bodies(load("fixtures/woocommerce")))
+@given(case=store_bodies(load("fixtures/woocommerce")))
 async def test_woocommerce_webhook_never_answers_5xx(service: Service,
                                                      case: tuple[str, bytes]) -> None:
     await post_store(service, "/webhooks/woocommerce", *case)
 
 
 @FUZZ
-@given(case=bodies(load("fixtures/events")))
+@given(case=store_bodies(load("fixtures/events")))
 async def test_events_never_answer_5xx(service: Service, case: tuple[str, bytes]) -> None:
     await post_store(service, "/events", *case)
 

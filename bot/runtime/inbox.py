@@ -13,7 +13,8 @@ insert returned, and that insert is journaled (``j: true``, see
 survive a crash of the database process too.
 
 An item is ``{"_id", "seq", "kind", "source", "keys", "ckey", "payload",
-"state": "pending"|"done"|"failed"|"ignored", "received_at", "raw"?}``.
+"state": "pending"|"done"|"failed"|"ignored", "received_at", "raw"?}``;
+its ``kind`` is one of ``bot.types.InboxKind``.
 ``keys`` are the identity keys to find the customer by (best first);
 ``seq`` orders a customer's inputs by arrival.
 """
@@ -29,18 +30,33 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
+from bson.errors import BSONError
 from pymongo.errors import BulkWriteError
 
+from bot.core.errors import BadPayload
 from bot.infra.database import Database
 from bot.infra.metrics import Metrics
+from bot.types import Doc, InboxKind, InboxState
 
 log = logging.getLogger(__name__)
-Doc = dict[str, Any]
 Entry = tuple[Doc, asyncio.Future[bool]]  # an item and its request's answer
 DUPLICATE_KEY = 11000
 STOP = None  # queued by stop(): the writer writes what came before it, then ends
 STOP_GRACE_SECONDS = 10.0  # how long a stop waits for work in progress
 _last_seq = itertools.count()
+# What the driver raises, before sending, for a document it cannot encode as
+# BSON (an int beyond 64 bits, a lone surrogate, a NUL in a key, ...): the
+# document's fault, not the database's.
+UNENCODABLE = (BSONError, OverflowError, ValueError, TypeError, RecursionError)
+
+
+class UnstorableInput(BadPayload):
+    """An input the database cannot hold: its request alone fails, with a 400.
+
+    The webhook parsers refuse such bodies first, naming the field; this is
+    the backstop, so that one bad document never fails its batch companions.
+    """
 
 
 def next_seq() -> int:
@@ -48,8 +64,9 @@ def next_seq() -> int:
     return time.time_ns() + next(_last_seq) % 1000
 
 
-def make_item(*, dedupe_id: str, kind: str, source: str, keys: list[str],
-              payload: dict[str, Any], state: str = "pending", raw: str | None = None) -> Doc:
+def make_item(*, dedupe_id: str, kind: InboxKind, source: str, keys: list[str],
+              payload: dict[str, Any], state: InboxState = "pending",
+              raw: str | None = None) -> Doc:
     """An inbox document (``received_at`` is wall time: it orders arrivals)."""
     item: Doc = {
         "_id": dedupe_id, "seq": next_seq(), "kind": kind, "source": source,
@@ -143,14 +160,10 @@ class Inbox:
             if item["_id"] not in seen:
                 seen[item["_id"]] = len(docs)
                 docs.append(item)
-        failures: dict[int, Exception | bool] = {}
         try:
-            await self.database.inbox.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                index = error["index"]
-                failures[index] = False if error.get("code") == DUPLICATE_KEY else RuntimeError(
-                    error.get("errmsg", "write failed"))
+            failures = await self._insert(docs)
+        except UNENCODABLE:
+            failures = await self._insert_encodable(docs)
         except Exception as exc:  # the database is down: every request gets the error
             failures = {i: exc for i in range(len(docs))}
         first_of: set[int] = set()
@@ -166,3 +179,62 @@ class Inbox:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+    async def _insert(self, docs: list[Doc]) -> dict[int, Exception | bool]:
+        """Insert ``docs``; what went wrong by index: False for a duplicate, else the error.
+
+        Raises what is not a per-document write error (the database is down,
+        or the driver could not encode a document).
+        """
+        failures: dict[int, Exception | bool] = {}
+        try:
+            await self.database.inbox.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                index = error["index"]
+                failures[index] = False if error.get("code") == DUPLICATE_KEY else RuntimeError(
+                    error.get("errmsg", "write failed"))
+        return failures
+
+    async def _insert_encodable(self, docs: list[Doc]) -> dict[int, Exception | bool]:
+        """After the driver could not encode a document: fail it alone, store the others.
+
+        Each document is encoded on its own (no round trip) to find the bad
+        ones, which fail with :class:`UnstorableInput`; the rest are written
+        in one insert. The driver sends a large batch in pieces, encoding
+        each piece as it goes, so a piece before the bad document may have
+        been stored already: a duplicate whose stored ``seq`` is this
+        document's own is this very input, new, not a duplicate.
+        """
+        options = self.database.inbox.codec_options
+        failures: dict[int, Exception | bool] = {}
+        good: list[int] = []
+        for index, doc in enumerate(docs):
+            try:
+                bson.encode(doc, codec_options=options)
+            except UNENCODABLE as error:
+                log.warning("inbox: input %s cannot be stored (%s)", doc["_id"],
+                            type(error).__name__)
+                failures[index] = UnstorableInput(f"the input cannot be stored: {error}")
+            else:
+                good.append(index)
+        if not good:
+            return failures
+        try:
+            written = await self._insert([docs[i] for i in good])
+        except Exception as exc:  # the database is down: the rest get the error
+            return failures | {i: exc for i in good}
+        duplicates = [docs[good[j]]["_id"] for j, outcome in written.items() if outcome is False]
+        seqs: dict[str, Any] = {}
+        # If this read fails, those inputs are answered as duplicates: stored
+        # either way, so the sender's not retrying loses nothing.
+        with contextlib.suppress(Exception):
+            if duplicates:
+                async for item in self.database.inbox.find({"_id": {"$in": duplicates}},
+                                                           {"seq": 1}):
+                    seqs[item["_id"]] = item.get("seq")
+        for j, outcome in written.items():
+            doc = docs[good[j]]
+            if outcome is not False or seqs.get(doc["_id"]) != doc["seq"]:
+                failures[good[j]] = outcome
+        return failures

@@ -17,12 +17,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient
 
+from bot.types import Doc
 from server import create_app
 from tests.support.app import SHOPIFY_SECRET, Fakes, Service, make_settings
 from tests.support.signing import twilio_inbound_form
 from tests.support.store_signing import load_fixture, shopify_headers
 
-Doc = dict[str, Any]
 NO_FLOWS = "se_no_flows"  # no shipped flow: only intake, identity and consent matter here
 PHONE = "+5491122334455"
 

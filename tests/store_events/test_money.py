@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 
 from bot.core.errors import BadPayload
 from bot.core.inputs import StoreEvent
+from bot.types import Doc
 from server import create_app
 from store_events.base import money
 from store_events.generic import GenericAdapter
@@ -29,7 +30,6 @@ from tests.support.store_signing import (
     woocommerce_headers,
 )
 
-Doc = dict[str, Any]
 GENERIC = GenericAdapter("s", "AR")
 
 

@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient
 
+from bot.types import Doc
 from server import create_app
 from tests.support.app import (
     EVENTS_SECRET,
@@ -34,7 +35,6 @@ from tests.support.store_signing import (
     woocommerce_headers,
 )
 
-Doc = dict[str, Any]
 # No shipped flow: these tests are about intake and customers, not what flows answer,
 # and stay independent of rules/ (any module name that does not exist loads none).
 NO_FLOWS = "se_no_flows"

@@ -1,6 +1,6 @@
 """A store whose clock runs ahead: its times count as no later than their arrival.
 
-Unit tests of :mod:`store_events.store_clock`, then the service end to end
+Unit tests of :mod:`bot.core.store_clock`, then the service end to end
 on the virtual clock: signed store webhooks stamped in the service's future,
 the customer's STOP over a signed Twilio webhook, and the store repeating
 its consent afterwards.
@@ -18,15 +18,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient
 
-from bot.core import keywords
+from bot.core import keywords, store_clock
 from bot.core.inputs import CustomerInfo, StoreEvent
+from bot.types import Doc
 from server import create_app
-from store_events import store_clock
 from tests.support.app import SHOPIFY_SECRET, Fakes, Service, make_settings
 from tests.support.signing import twilio_inbound_form
 from tests.support.store_signing import load_fixture, shopify_headers
 
-Doc = dict[str, Any]
 NO_FLOWS = "se_no_flows"  # no shipped flow: only intake, consent and timers matter here
 PHONE = "+5491122334455"
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

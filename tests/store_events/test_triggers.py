@@ -19,6 +19,8 @@ from bot.core import waits
 from bot.core.commands import exit_flow, send
 from bot.core.customers import add_keys, new_customer
 from bot.core.flows import Flow
+from bot.core.lifecycle import TriggerPolicy, schedule_lifecycle
+from bot.core.policy import SendPolicy, not_before
 from bot.testing import FlowHarness
 from tests.support.monitoring import CommandLog
 
@@ -232,6 +234,19 @@ async def test_a_timezone_learnt_later_moves_the_birthday(mongo_uri: str) -> Non
         await h.advance(days=60)
         [sent] = h.to("b1")
         assert sent.at == datetime(2026, 3, 9, 21, 0, tzinfo=UTC)
+
+
+def test_a_stored_time_zone_no_file_can_name_counts_as_the_default() -> None:
+    """``ZoneInfo`` raised OSError for a 5,000-character name or a directory ("America")."""
+    now = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)  # 20:00 in Buenos Aires, the default
+    for zone in ("x" * 5000, "America"):
+        doc: dict[str, Any] = {"profile": {"timezone": zone, "birthday": "--03-10"}}
+        schedule_lifecycle(doc, now, TriggerPolicy())
+        [wait] = [w for w in doc["waits"] if w["id"] == "birthday"]
+        assert wait["due"] == datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # 10:00 in Buenos Aires
+        late = now + timedelta(hours=2)  # 22:00 there: quiet until 09:00
+        assert not_before(doc, late, SendPolicy()) == datetime(
+            2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 # --- customer.inactive ----------------------------------------------------------------
