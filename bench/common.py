@@ -44,9 +44,9 @@ from bot.infra.embedded_db import EmbeddedMongo
 from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings
 from bot.runtime.loops import Runtime
-from bot.testing import CollectingChannel, Sent
+from bot.testing import CollectingChannel, Sent, build_traits
+from bot.types import Doc
 
-Doc = dict[str, Any]
 EMBEDDED = "embedded"
 EXTERNAL = "MONGODB_URI"
 
@@ -233,8 +233,8 @@ async def open_runtime(uri: str, flows: Sequence[Flow], clock: Clock, *, loops: 
                             telegram_rate=0)
         sent: list[Sent] = []
         # CollectingChannel is typed for the virtual clock; it only calls now().
-        collecting = {channel: CollectingChannel(channel, cast(Any, clock), sent)
-                      for channel in channels}
+        collecting = {name: CollectingChannel(traits, cast(Any, clock), sent)
+                      for name, traits in build_traits(settings, channels).items()}
         runtime = Runtime(settings, database, clock, Metrics(), cast(Any, collecting),
                           {flow.name: flow for flow in flows})
         runtime.start(loops=loops)

@@ -65,10 +65,10 @@ from bot.infra.metrics import Metrics
 from bot.runtime.inbox import next_seq
 from bot.runtime.pacing import Pacer
 from bot.runtime.sender import OutboxSender
+from bot.types import Doc
 from channels.base import OutboundMessage
 from channels.whatsapp import WhatsAppChannel
 
-Doc = dict[str, Any]
 CHUNK = 1000
 BUTTONS_EVERY = 4
 
@@ -106,7 +106,7 @@ def customer_and_message(index: int, policy: SendPolicy) -> tuple[Doc, Doc]:
 def history_message(index: int) -> Doc:
     """An old message that was already sent (not in the outbox)."""
     now = SystemClock().now() - timedelta(days=2)
-    return {"_id": f"hist:{index}", "customer_id": f"c_hist{index % 500}",
+    return {"_id": f"hist:{index}", "customer": f"c_hist{index % 500}",
             "conversation_id": f"c_hist{index % 500}:whatsapp", "channel": "whatsapp",
             "direction": "out", "to": phone(index), "text": "un mensaje de hace dos días",
             "choices": [], "template": None, "marketing": True, "flow": "bench_old",
@@ -138,7 +138,7 @@ async def bench(uri: str, db_pid: int | None, args: argparse.Namespace) -> Doc:
         for start in range(0, args.history, CHUNK):
             await database.messages.insert_many(
                 [history_message(i) for i in range(start, min(start + CHUNK, args.history))])
-        policy = SendPolicy(channels=frozenset({"whatsapp"}), quiet_hours=False)
+        policy = SendPolicy(channels={"whatsapp": channel}, quiet_hours=False)
         for start in range(0, args.messages, CHUNK):
             pairs = [customer_and_message(i, policy)
                      for i in range(start, min(start + CHUNK, args.messages))]

@@ -83,8 +83,8 @@ from bot.core.flows import Flow
 from bot.core.inputs import CustomerInfo, InboundMessage, StoreEvent
 from bot.infra.clock import SystemClock
 from bot.runtime.loops import Runtime
+from bot.types import Doc
 
-Doc = dict[str, Any]
 SECTIONS = ("replies", "waits", "rss")
 INSERT_CHUNK = 1000
 TEMPLATE = 99_999_999  # the index of the customer the runtime itself takes into a flow
@@ -109,7 +109,7 @@ async def template_customer(env: BenchRuntime, flow: Flow, loops: bool) -> tuple
             {"keys": f"store:b{TEMPLATE}", f"flows.{flow.name}": {"$exists": True}})
         if doc is not None:
             messages = await env.database.messages.find(
-                {"customer_id": doc["_id"]}).to_list(None)
+                {"customer": doc["_id"]}).to_list(None)
             return doc, messages
         await asyncio.sleep(0.05)
     raise RuntimeError(f"the runtime did not start {flow.name} for the template customer")

@@ -1,1 +1,1 @@
-"""Messaging providers: one module per provider behind ``channels.base.Channel``."""
+"""Messaging providers: one module per provider behind the core's ``bot.core.channel.Channel``."""

@@ -1,54 +1,29 @@
-"""The short hierarchy of channel errors; provider codes map onto it by table."""
+"""The short hierarchy of channel errors; provider codes map onto it by table.
+
+The hierarchy is the core's (:mod:`bot.core.channel`: the sender handles it
+without importing a provider); it is re-exported here for the providers,
+with the ``Retry-After`` parsing they share.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from bot.core.channel import (
+    ChannelError,
+    OutsideWindow,
+    PermanentSendError,
+    RateLimited,
+    SendError,
+    TransientSendError,
+)
 from bot.core.errors import BadPayload, BadSignature
 
 __all__ = [
     "BadPayload", "BadSignature", "ChannelError", "OutsideWindow", "PermanentSendError",
     "RateLimited", "SendError", "TransientSendError", "parse_retry_after",
 ]
-
-
-class ChannelError(Exception):
-    """Base of every error a channel raises when sending."""
-
-
-class SendError(ChannelError):
-    """A send did not go through.
-
-    Attributes:
-        code: the provider's error code, as text.
-        detail: the provider's message, safe to record (no tokens).
-    """
-
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
-
-
-class TransientSendError(SendError):
-    """Worth retrying later (429, 5xx, network); ``retry_after`` in seconds if the provider said."""
-
-    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
-        super().__init__(code, detail)
-        self.retry_after = retry_after
-
-
-class RateLimited(TransientSendError):
-    """The provider asked us to slow down (HTTP 429, WhatsApp 130429/131056, Telegram 429)."""
-
-
-class PermanentSendError(SendError):
-    """Retrying will not help (bad number, blocked, invalid template): record and stop."""
-
-
-class OutsideWindow(PermanentSendError):
-    """WhatsApp refused a free-form message outside the 24 h window (131047)."""
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -24,9 +24,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import aiohttp
 from multidict import CIMultiDict
 
-from bot.core.inputs import ChannelName, DeliveryState, DeliveryStatus, InboundKind, InboundMessage
+from bot.core.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
 from bot.infra.settings import secret
-from channels.base import Choice, OutboundMessage, Parsed, WebhookAck
+from channels.base import Choice, OutboundMessage, Parsed, WebhookAck, phone_sender_keys
 from channels.errors import (
     BadPayload,
     BadSignature,
@@ -36,7 +36,7 @@ from channels.errors import (
     TransientSendError,
     parse_retry_after,
 )
-from channels.segments import fit_segments
+from channels.segments import count_segments, fit_segments
 
 if TYPE_CHECKING:
     from bot.infra.settings import Settings
@@ -88,8 +88,49 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SmsChannel:
-    """SMS via Twilio behind the :class:`channels.base.Channel` seam.
+class SmsTraits:
+    """What the core asks of SMS (:class:`bot.core.channel.ChannelTraits`), no Twilio needed.
+
+    Customers are reached at their phone; a sender is known by the number it
+    wrote from. Senders are paced in segments, as carriers count them. A STOP
+    takes effect at once, as carriers require, answered with one confirmation
+    unless ``SMS_STOP_CONFIRMATION`` is off (Twilio's own handling answers).
+    """
+
+    name: ClassVar[str] = "sms"
+    title: ClassVar[str] = "SMS"
+    has_service_window: ClassVar[bool] = False
+    optout_at_once: ClassVar[bool] = True
+
+    def __init__(self, *, rate: float = 0.0, confirms_optout: bool = True) -> None:
+        self.rate = rate
+        self.confirms_optout = confirms_optout
+
+    @classmethod
+    def traits(cls, settings: Settings) -> SmsTraits:
+        """The traits as the settings give them (``SMS_RATE``, ``SMS_STOP_CONFIRMATION``)."""
+        return SmsTraits(rate=settings.sms_rate, confirms_optout=settings.sms_stop_confirmation)
+
+    @staticmethod
+    def address(customer: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        return customer.get("phone"), None
+
+    @staticmethod
+    def sender_keys(message: InboundMessage) -> list[str]:
+        return phone_sender_keys(message)
+
+    @staticmethod
+    def pacing_cost(message: OutboundMessage) -> float:
+        """Segments of the text: a long code is limited in segments per second."""
+        return float(max(1, count_segments(message.text))) if message.text else 1.0
+
+    @staticmethod
+    def deep_link(customer_id: str) -> str | None:
+        return None
+
+
+class SmsChannel(SmsTraits):
+    """SMS via Twilio behind the :class:`bot.core.channel.Channel` seam.
 
     Args:
         account_sid: the Twilio account (``AC...``); also the basic-auth user.
@@ -97,11 +138,10 @@ class SmsChannel:
         from_number: the sender number, E.164 (Messaging Services are not used).
         api_url: where Twilio's REST API is (a fake in tests).
         max_segments: sends are cut to fit this many segments.
-        status_callback: the default ``StatusCallback`` URL; a message's own wins.
+        status_callback: the ``StatusCallback`` URL given with every send.
         clock: the time stamped on inbound messages and statuses, which carry none.
+        rate, confirms_optout: the traits (:class:`SmsTraits`).
     """
-
-    name: ClassVar[ChannelName] = "sms"
 
     def __init__(
         self,
@@ -113,7 +153,10 @@ class SmsChannel:
         max_segments: int = 3,
         status_callback: str | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        rate: float = 0.0,
+        confirms_optout: bool = True,
     ) -> None:
+        super().__init__(rate=rate, confirms_optout=confirms_optout)
         self.account_sid = account_sid
         self.from_number = from_number
         self.max_segments = max_segments
@@ -140,6 +183,8 @@ class SmsChannel:
             api_url=settings.twilio_api_url,
             max_segments=settings.sms_max_segments,
             status_callback=f"{settings.base_url}/webhooks/sms/status",
+            rate=settings.sms_rate,
+            confirms_optout=settings.sms_stop_confirmation,
         )
 
     # -- webhooks ---------------------------------------------------------------
@@ -202,9 +247,8 @@ class SmsChannel:
             raise PermanentSendError("no_recipient", "SMS needs a phone number")
         data = {"To": message.to, "From": self.from_number,
                 "Body": fit_segments(render(message), self.max_segments)}
-        callback = message.status_callback or self.status_callback
-        if callback:
-            data["StatusCallback"] = callback
+        if self.status_callback:
+            data["StatusCallback"] = self.status_callback
         session = self._client()
         try:
             async with session.post(
@@ -306,4 +350,4 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
         return None
 
 
-__all__ = ["SmsChannel", "map_error", "match_numbered_choice", "render", "signature"]
+__all__ = ["SmsChannel", "SmsTraits", "map_error", "match_numbered_choice", "render", "signature"]

@@ -2,7 +2,10 @@
 
 A Telegram chat is not a phone number: it is linked to a customer when the
 customer opens ``https://t.me/<bot>?start=<token>`` (:func:`deep_link`), which
-arrives here as kind "start" with that token. Choices are inline keyboard
+arrives here as kind "start" with that token. The token is the customer's id
+plus a short HMAC keyed with ``TELEGRAM_SECRET_TOKEN`` (:func:`make_token`),
+so it cannot be guessed for another customer and needs no table; the
+channel's :meth:`TelegramTraits.sender_keys` reads it back. Choices are inline keyboard
 buttons whose ``callback_data`` is the choice id; a tap arrives as a
 ``callback_query`` and becomes kind "choice". Telegram has no templates: a
 template is sent as text ("name: p1, p2").
@@ -11,6 +14,7 @@ template is sent as text ("name: p1, p2").
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import os
@@ -18,7 +22,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from multidict import CIMultiDict
 from telegram import (
@@ -41,7 +45,8 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.core.inputs import ChannelName, InboundKind, InboundMessage
+from bot.core.customers import identity_keys
+from bot.core.inputs import InboundKind, InboundMessage
 from bot.infra.settings import secret
 from channels.base import OutboundMessage, Parsed, WebhookAck
 from channels.errors import (
@@ -82,8 +87,88 @@ def deep_link(bot_username: str, token: str) -> str:
     return f"https://t.me/{bot_username.lstrip('@')}?start={token}"
 
 
-class TelegramChannel:
-    """A Telegram bot behind the :class:`channels.base.Channel` seam.
+def _mac(customer_id: str, secret: str) -> str:
+    return hmac.new(secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def make_token(customer_id: str, secret: str) -> str:
+    """The ``/start`` token of a customer: their id and an HMAC, within Telegram's 64 characters."""
+    return f"{customer_id}-{_mac(customer_id, secret)}"
+
+
+def read_token(token: str, secret: str) -> str | None:
+    """The customer id a token names, or None when it is forged or malformed."""
+    customer_id, _, mac = token.rpartition("-")
+    if not customer_id or not secret:
+        return None
+    return customer_id if hmac.compare_digest(mac, _mac(customer_id, secret)) else None
+
+
+class TelegramTraits:
+    """What the core asks of Telegram (:class:`bot.core.channel.ChannelTraits`), no bot needed.
+
+    Customers are reached at the chat linked to them; a sender is known by
+    its chat, and a ``/start`` token signed with ``link_secret`` names the
+    customer the chat belongs to (best key first).
+
+    Args:
+        rate: the bot's pace in messages per second.
+        bot_username: the bot in deep links (``TELEGRAM_BOT_USERNAME``).
+        link_secret: the key of start tokens (``TELEGRAM_SECRET_TOKEN``); with
+            none, tokens are neither made nor read.
+    """
+
+    name: ClassVar[str] = "telegram"
+    title: ClassVar[str] = "Telegram"
+    has_service_window: ClassVar[bool] = False
+    optout_at_once: ClassVar[bool] = False
+    confirms_optout: ClassVar[bool] = True
+
+    def __init__(self, *, rate: float = 0.0, bot_username: str = "chasqui_bot",
+                 link_secret: str = "") -> None:
+        self.rate = rate
+        self.bot_username = bot_username
+        self._link_secret = link_secret
+
+    @classmethod
+    def traits(cls, settings: Settings) -> TelegramTraits:
+        """The traits as the settings give them."""
+        return TelegramTraits(rate=settings.telegram_rate,
+                              bot_username=settings.telegram_bot_username,
+                              link_secret=secret(settings.telegram_secret_token))
+
+    @staticmethod
+    def address(customer: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        return customer.get("telegram_chat"), None
+
+    def sender_keys(self, message: InboundMessage) -> list[str]:
+        keys = identity_keys(telegram_chat=message.sender)
+        if message.start_token:
+            customer_id = read_token(message.start_token, self._link_secret)
+            if customer_id:
+                keys.insert(0, f"id:{customer_id}")
+        return keys
+
+    @staticmethod
+    def pacing_cost(message: OutboundMessage) -> float:
+        return 1.0
+
+    def deep_link(self, customer_id: str) -> str | None:
+        """``https://t.me/<bot>?start=<token>`` for the customer; None without a secret.
+
+        None too for an id that does not fit a start parameter (never one of
+        ours, ``c_<hex>``): a link Telegram would refuse is no link.
+        """
+        if not self._link_secret:
+            return None
+        try:
+            return deep_link(self.bot_username, make_token(customer_id, self._link_secret))
+        except ValueError:
+            return None
+
+
+class TelegramChannel(TelegramTraits):
+    """A Telegram bot behind the :class:`bot.core.channel.Channel` seam.
 
     Construction makes no call; the first send initializes the bot once
     (``getMe``), as python-telegram-bot expects.
@@ -93,9 +178,9 @@ class TelegramChannel:
         secret_token: the ``secret_token`` given to ``setWebhook``, echoed in each webhook.
         api_url: where the Bot API is (a fake in tests).
         clock: the time stamped on callback queries, which carry none.
+        rate, bot_username: the traits (:class:`TelegramTraits`); start tokens
+            are signed with ``secret_token``.
     """
-
-    name: ClassVar[ChannelName] = "telegram"
 
     def __init__(
         self,
@@ -104,7 +189,10 @@ class TelegramChannel:
         secret_token: str,
         api_url: str = DEFAULT_API_URL,
         clock: Callable[[], datetime] = _utcnow,
+        rate: float = 0.0,
+        bot_username: str = "chasqui_bot",
     ) -> None:
+        super().__init__(rate=rate, bot_username=bot_username, link_secret=secret_token)
         self.clock = clock
         self._secret_token = secret_token
         base = api_url.rstrip("/")
@@ -127,7 +215,8 @@ class TelegramChannel:
         secret_token = secret(settings.telegram_secret_token)
         if not (token and secret_token):
             return None
-        return cls(token=token, secret_token=secret_token, api_url=settings.telegram_api_url)
+        return cls(token=token, secret_token=secret_token, api_url=settings.telegram_api_url,
+                   rate=settings.telegram_rate, bot_username=settings.telegram_bot_username)
 
     # -- webhooks ---------------------------------------------------------------
 

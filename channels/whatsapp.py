@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,9 +24,9 @@ from pywa_async.errors import WhatsAppError
 from pywa_async.types import Button, Section, SectionList, SectionRow
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
-from bot.core.inputs import ChannelName
+from bot.core.inputs import InboundMessage
 from bot.infra.settings import secret
-from channels.base import OutboundMessage, Parsed, WebhookAck
+from channels.base import OutboundMessage, Parsed, WebhookAck, phone_sender_keys
 from channels.errors import (
     BadSignature,
     OutsideWindow,
@@ -101,8 +101,47 @@ def graph_base_url(api_url: str, api_version: str) -> str:
     return f"{api_url.rstrip('/')}/v{api_version}"
 
 
-class WhatsAppChannel:
-    """The WhatsApp Cloud API behind the :class:`channels.base.Channel` seam.
+class WhatsAppTraits:
+    """What the core asks of WhatsApp (:class:`bot.core.channel.ChannelTraits`), no Meta needed.
+
+    Customers are reached at their phone or, for a username user without
+    one, at their business-scoped user id; a sender is known by both. Outside
+    the 24-hour service window only an approved template may go out.
+    """
+
+    name: ClassVar[str] = "whatsapp"
+    title: ClassVar[str] = "WhatsApp"
+    has_service_window: ClassVar[bool] = True
+    optout_at_once: ClassVar[bool] = False
+    confirms_optout: ClassVar[bool] = True
+
+    def __init__(self, *, rate: float = 0.0) -> None:
+        self.rate = rate
+
+    @classmethod
+    def traits(cls, settings: Settings) -> WhatsAppTraits:
+        """The traits as the settings give them (``WHATSAPP_RATE``)."""
+        return WhatsAppTraits(rate=settings.whatsapp_rate)
+
+    @staticmethod
+    def address(customer: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        return customer.get("phone"), customer.get("wa_user_id")
+
+    @staticmethod
+    def sender_keys(message: InboundMessage) -> list[str]:
+        return phone_sender_keys(message)
+
+    @staticmethod
+    def pacing_cost(message: OutboundMessage) -> float:
+        return 1.0
+
+    @staticmethod
+    def deep_link(customer_id: str) -> str | None:
+        return None
+
+
+class WhatsAppChannel(WhatsAppTraits):
+    """The WhatsApp Cloud API behind the :class:`bot.core.channel.Channel` seam.
 
     Sends use pywa so payload shapes (interactive buttons, lists, templates)
     follow a maintained library, while verification, parsing and the error
@@ -117,9 +156,8 @@ class WhatsAppChannel:
         api_url: where the Graph API is (a fake in tests).
         api_version: the Graph API version in request paths.
         list_button: label of the button that opens an interactive list.
+        rate: the sender's pace in messages per second (:class:`WhatsAppTraits`).
     """
-
-    name: ClassVar[ChannelName] = "whatsapp"
 
     def __init__(
         self,
@@ -131,7 +169,9 @@ class WhatsAppChannel:
         api_url: str = DEFAULT_API_URL,
         api_version: str = "21.0",
         list_button: str = "Ver opciones",
+        rate: float = 0.0,
     ) -> None:
+        super().__init__(rate=rate)
         self.phone_id = phone_id
         self.list_button = list_button
         self._app_secret = app_secret.encode()
@@ -174,6 +214,7 @@ class WhatsAppChannel:
             verify_token=verify_token,
             api_url=settings.whatsapp_api_url,
             api_version=settings.whatsapp_api_version,
+            rate=settings.whatsapp_rate,
         )
 
     # -- webhooks ---------------------------------------------------------------

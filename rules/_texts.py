@@ -6,6 +6,9 @@ customer's language (Spanish when unknown), format ``{first_name}`` and
 friends in, and turn a reply into one of the choices offered, whether the
 customer tapped a button, answered an SMS list with its number ("2") or
 typed the answer ("sí, claro").
+
+The customer's facts are read with ``customer(c)`` (``bot.commands``), the
+one way flows read them in actions; ``m.customer`` is for rule conditions.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bot.commands import customer
 from bot.core.keywords import normalize
 
 Texts = Mapping[str, Mapping[str, str]]
@@ -27,8 +31,8 @@ NO = ("no", "nao", "n", "nope", "nah", "no gracias", "nao obrigado", "nao obriga
 
 
 def locale_of(c: Any) -> str:
-    """The customer's two-letter language, as the runtime gives it in the event."""
-    return str(c.m.customer.locale or DEFAULT_LOCALE)
+    """The customer's two-letter language."""
+    return str(customer(c)["locale"] or DEFAULT_LOCALE)
 
 
 def pick(texts: Texts, locale: str | None) -> Mapping[str, str]:
@@ -43,10 +47,18 @@ def say(c: Any, texts: Texts, key: str, **values: Any) -> str:
     "¡Hola, {first_name}!" reads "¡Hola!".
     """
     text = pick(texts, locale_of(c))[key]
-    name = str(c.m.customer.first_name or "")
+    name = str(customer(c)["first_name"] or "")
     if not name:
         text = text.replace(", {first_name}", "").replace(" {first_name}", "")
     return text.format(first_name=name, **values)
+
+
+def template_name(c: Any, texts: Texts) -> str:
+    """The first name as a template parameter; the flow's ``customer`` text when unknown.
+
+    WhatsApp refuses a template whose parameter is empty.
+    """
+    return str(customer(c)["first_name"] or "") or say(c, texts, "customer")
 
 
 def words(text: str | None) -> list[str]:

@@ -38,5 +38,5 @@ with ruleset(FLOW.name):
         name = facts["first_name"] or ""
         code = issue_code(c, "birthday")
         text = TEXTS.get(facts["locale"], TEXTS["es"]).format(name=name, code=code)
-        send(c, text, step="greeting", template=("birthday_greeting", [name, code]))
+        send(c, text, step="greeting", template=(FLOW.templates["greeting"], [name, code]))
         exit_flow(c, "greeted")

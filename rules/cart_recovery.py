@@ -75,7 +75,7 @@ from bot.commands import (
 )
 from bot.flows import Flow
 from rules._faq import best_topic, match_faq
-from rules._texts import NO, YES, answer, locale_of, say, words
+from rules._texts import NO, YES, answer, locale_of, say, template_name, words
 
 TEXTS = {
     "es": {
@@ -164,18 +164,16 @@ TEXTS = {
     },
 }
 
-TEMPLATES = {
-    "interested": "cart_recovery_interested",
-    "reminder": "cart_recovery_reminder",
-    "thanks": "cart_recovery_thanks",
-}
-
 FLOW = Flow(
     "cart_recovery",
     triggers=("cart.abandoned",),
     reentry_after=days(7),
     marketing=True,
-    templates=TEMPLATES,
+    templates={
+        "interested": "cart_recovery_interested",
+        "reminder": "cart_recovery_reminder",
+        "thanks": "cart_recovery_thanks",
+    },
     receives_messages=True,
     description="Abandoned checkout: ask, answer questions, one reminder with a code.",
 )
@@ -219,11 +217,6 @@ def cart_summary(c: Any) -> str:
     return say(c, TEXTS, "and_more", title=titles[0], n=len(titles) - 1)
 
 
-def template_name(c: Any) -> str:
-    """The first name as a template parameter (WhatsApp refuses an empty one)."""
-    return str(c.m.customer.first_name or "") or say(c, TEXTS, "customer")
-
-
 def remember_cart(c: Any) -> None:
     """Keep the checkout ids of this run (their order ends it) and the latest link."""
     checkouts = list(c.s.checkouts or [])
@@ -238,7 +231,7 @@ def ask_interested(c: Any) -> None:
     c.s.phase = "asked"
     ask(c, say(c, TEXTS, "interested", cart=cart_summary(c)), name="interested",
         choices=[(key, say(c, TEXTS, key)) for key in INTERESTED], timeout=ASK_TIMEOUT,
-        template=(TEMPLATES["interested"], [template_name(c)]))
+        template=(FLOW.templates["interested"], [template_name(c, TEXTS)]))
 
 
 def send_link(c: Any) -> None:
@@ -331,7 +324,7 @@ with ruleset(FLOW.name):
         code = issue_code(c, "cart")
         c.s.code = code
         send(c, say(c, TEXTS, "reminder", url=c.s.url, code=code), step="reminder",
-             template=(TEMPLATES["reminder"], [template_name(c), code, c.s.url]))
+             template=(FLOW.templates["reminder"], [template_name(c, TEXTS), code, c.s.url]))
         listen(c, "reminded", LISTEN_AFTER_REMINDER)
 
     @when_all((m.type == "timeout") & (m.question == "question"))

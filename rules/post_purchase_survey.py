@@ -43,13 +43,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
 
 from durable.lang import m, ruleset, when_all
 
 from bot.commands import after, ask, config, days, exit_flow, handoff, send, set_attr, step
 from bot.flows import Flow
-from rules._texts import say
+from rules._texts import say, template_name
 
 TEXTS = {
     "es": {
@@ -93,14 +92,12 @@ TEXTS = {
     },
 }
 
-TEMPLATES = {"nps_question": "post_purchase_nps"}
-
 FLOW = Flow(
     "post_purchase_survey",
     triggers=("order.fulfilled",),
     reentry_after=days(30),
     marketing=True,
-    templates=TEMPLATES,
+    templates={"nps_question": "post_purchase_nps"},
     description="NPS some days after delivery; detractors go to a person.",
 )
 
@@ -167,11 +164,6 @@ def parse_score(text: str | None) -> int | None:
     return score if 0 <= score <= 10 else None
 
 
-def template_name(c: Any) -> str:
-    """The first name as a template parameter (WhatsApp refuses an empty one)."""
-    return str(c.m.customer.first_name or "") or say(c, TEXTS, "customer")
-
-
 with ruleset(FLOW.name):
 
     @when_all(m.type == "order.fulfilled")
@@ -186,7 +178,7 @@ with ruleset(FLOW.name):
     @when_all(m.type == "survey.due")
     def survey_due(c):  # type: ignore[no-untyped-def]
         ask(c, say(c, TEXTS, "nps"), name="nps", step="nps_question", timeout=ANSWER_TIMEOUT,
-            template=(TEMPLATES["nps_question"], [template_name(c)]))
+            template=(FLOW.templates["nps_question"], [template_name(c, TEXTS)]))
 
     @when_all(m.type == "survey.expired")
     def expired(c):  # type: ignore[no-untyped-def]

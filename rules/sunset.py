@@ -39,9 +39,9 @@ from typing import Any
 
 from durable.lang import m, ruleset, when_all
 
-from bot.commands import after, ask, days, exit_flow, send, set_consent, step, tag
+from bot.commands import after, ask, customer, days, exit_flow, send, set_consent, step, tag
 from bot.flows import Flow
-from rules._texts import NO, YES, answer, say
+from rules._texts import NO, YES, answer, say, template_name
 
 TEXTS = {
     "es": {
@@ -79,14 +79,12 @@ TEXTS = {
     },
 }
 
-TEMPLATES = {"keep_question": "sunset_keep_subscribed"}
-
 FLOW = Flow(
     "sunset",
     triggers=("customer.sunset",),
     reentry_after=days(30),
     marketing=True,
-    templates=TEMPLATES,
+    templates={"keep_question": "sunset_keep_subscribed"},
     description="After long silence, ask whether to keep messaging; pause marketing if not.",
 )
 
@@ -99,14 +97,9 @@ KEEP = {
 }
 
 
-def template_name(c: Any) -> str:
-    """The first name as a template parameter (WhatsApp refuses an empty one)."""
-    return str(c.m.customer.first_name or "") or say(c, TEXTS, "customer")
-
-
 def revoke_marketing(c: Any, source: str) -> list[str]:
     """Revoke consent on every channel the customer has granted; returns those channels."""
-    consents = c.m.customer.consents
+    consents = customer(c)["consents"]
     granted = sorted(ch for ch, state in consents.items() if state == "granted")
     for channel in granted:
         set_consent(c, channel, "revoked", source)
@@ -123,7 +116,8 @@ with ruleset(FLOW.name):
     def sunset(c):  # type: ignore[no-untyped-def]
         after(c, MAX_RUN, {"type": "sunset.expired"}, key="expire")
         ask(c, say(c, TEXTS, "keep"), name="keep", step="keep_question", choices=choices(c),
-            timeout=ANSWER_TIMEOUT, template=(TEMPLATES["keep_question"], [template_name(c)]))
+            timeout=ANSWER_TIMEOUT,
+            template=(FLOW.templates["keep_question"], [template_name(c, TEXTS)]))
 
     @when_all(m.type == "sunset.expired")
     def expired(c):  # type: ignore[no-untyped-def]

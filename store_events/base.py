@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from pydantic_core import PydanticCustomError
 
 from bot.core.errors import BadPayload, BadSignature
 from bot.core.inputs import CustomerInfo, StoreEvent
+from bot.http.json_body import load_json
 from store_events.phones import normalize_email, normalize_phone
 
 if TYPE_CHECKING:
@@ -200,12 +200,11 @@ def load_json_object(body: bytes) -> dict[str, Any]:
     read from the text itself: a float would already have turned 59.9 into
     59.899999999999998578..., and money must stay exact (:data:`Money`).
     Numbers that are not money are turned back into floats by
-    :func:`json_numbers` once the payload is validated.
+    :func:`json_numbers` once the payload is validated. What MongoDB could
+    not store (integers beyond 64 bits, lone surrogates, deep nesting) is
+    refused by :func:`bot.http.json_body.load_json`, naming the field.
     """
-    try:
-        value = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BadPayload(f"body: not valid JSON ({error})") from None
+    value = load_json(body, parse_float=Decimal, parse_constant=_reject_constant)
     if not isinstance(value, dict):
         raise BadPayload("body: expected a JSON object")
     return value

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bot.infra.embedded_db import EmbeddedMongo
+from tests.support.app import Fakes
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +62,8 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def fakes() -> AsyncIterator[Any]:
+async def fakes() -> AsyncIterator[Fakes]:
     """The three provider fakes, started on loopback."""
-    from tests.support.app import Fakes
-
     started = Fakes()
     await started.start()
     try:

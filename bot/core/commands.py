@@ -11,6 +11,20 @@ The runtime collects the commands of one decision and, once the decision is
 over, turns them into state changes, outbox messages and scheduled waits,
 committed together. A rule can therefore be replayed after a crash without
 sending twice: every message's id derives from (customer, flow run, step).
+
+Every command takes the action's context ``c`` first, although most never
+read it: the commands of the running decision go to a recorder the runtime
+sets for it (a context variable), not to ``c``. ``c`` stays so that every
+call in a flow has one shape, ``command(c, ...)``, which also says where a
+command may be called (inside an action, where ``c`` exists) and keeps
+flows unchanged should the recorder ever travel on ``c`` instead.
+
+The customer's facts (first name, locale, tags, attrs, consents, active
+flows, pending question) are read in actions with :func:`customer`, a plain
+dict. The same facts also travel in every event as ``m.customer``, only
+because durable_rules conditions can test nothing but the event's fields:
+use ``m.customer`` in a ``when_all`` condition (e.g.
+``m.customer.locale == "pt"``), and ``customer(c)`` everywhere else.
 """
 
 from __future__ import annotations
@@ -19,7 +33,9 @@ import contextvars
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
+
+from bot.types import ConsentState
 
 ChoiceSpec = tuple[str, str]
 
@@ -89,7 +105,7 @@ class Consent:
     """Change marketing consent on a channel (opt-out flows)."""
 
     channel: str
-    state: Literal["granted", "revoked", "paused"]
+    state: ConsentState
     source: str
 
 
@@ -109,7 +125,7 @@ class Recorder:
     """Where the commands of the running decision go, per flow."""
 
     flow: str
-    customer_id: str = ""
+    customer: str = ""  # the internal id (bot.types)
     run: str = ""
     code_pattern: str = "CODE-{code}"
     settings: dict[str, Any] = field(default_factory=dict)
@@ -138,7 +154,10 @@ def stop_recording(token: contextvars.Token[Recorder]) -> None:
 
 
 def customer(c: Any = None) -> dict[str, Any]:
-    """The customer facts of the running decision (profile, tags, consents, flows)."""
+    """The customer facts of the running decision (profile, tags, consents, flows).
+
+    The one way to read them in an action; see the module docstring for ``m.customer``.
+    """
     return _current.get().facts
 
 
@@ -256,8 +275,13 @@ def step(c: Any, name: str, outcome: str = "ok", **data: Any) -> None:
     _record(Step(name, outcome, data))
 
 
-def set_consent(c: Any, channel: str, state: Literal["granted", "revoked", "paused"],
+def set_consent(c: Any, channel: str, state: ConsentState,
                 source: str) -> None:
+    """Grant or revoke marketing consent on ``channel``; ``source`` says why, in the ledger.
+
+    Only these two states exist: a pause is a revocation (the sunset flow
+    tags ``marketing_paused`` besides), so the sender needs one check.
+    """
     _record(Consent(channel, state, source))
 
 
@@ -269,7 +293,7 @@ def issue_code(c: Any, purpose: str) -> str:
     and the ``codes`` collection records it once.
     """
     recorder = _current.get()
-    digest = hashlib.sha256(f"{recorder.customer_id}|{recorder.run}|{purpose}".encode())
+    digest = hashlib.sha256(f"{recorder.customer}|{recorder.run}|{purpose}".encode())
     code = recorder.code_pattern.format(code=digest.hexdigest()[:8].upper())
     _record(IssueCode(code, purpose))
     return code

@@ -11,7 +11,7 @@ Consent is an append-only ledger; the current state per channel is derived
 from it. An entry counts as of the time it was given (``at``), so a store
 repeating an old ``true`` never overrides a later opt-out. A store's ``at``
 is never later than the event's arrival on the service's clock
-(:mod:`store_events.store_clock`, which also keeps ``doc["store_clock"]``),
+(:mod:`bot.core.store_clock`, which also keeps ``doc["store_clock"]``),
 or a store clock running ahead would date its consent after the customer's
 STOP.
 """
@@ -23,9 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.core.inputs import CustomerInfo
+from bot.types import Doc
 
-Doc = dict[str, Any]
-KEY_PRIORITY = ("store", "phone", "email", "wauser", "tg")
 PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
 
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ChannelName = Literal["whatsapp", "sms", "telegram"]
-CHANNEL_ORDER: tuple[ChannelName, ...] = ("whatsapp", "telegram", "sms")
+ChannelName = str
+"""A channel's name ("whatsapp", "sms"...): the registry (``channels.registry``) owns the list."""
 
 InboundKind = Literal["text", "choice", "media", "reaction", "start"]
 DeliveryState = Literal["sent", "delivered", "read", "failed", "undelivered"]
@@ -27,12 +27,15 @@ class InboundMessage(BaseModel):
 
     channel: ChannelName
     provider_id: str = Field(description="the provider's message id; dedupe key")
-    sender: str = Field(description="E.164 phone (WhatsApp wa_id, SMS From) or Telegram chat id")
-    user_id: str | None = Field(default=None, description="WhatsApp business-scoped user id")
+    sender: str = Field(description="the channel's address of the sender: an E.164 phone, "
+                                    "a chat id...")
+    user_id: str | None = Field(default=None, description="a provider's user id (WhatsApp's "
+                                                          "business-scoped id)")
     kind: InboundKind = "text"
     text: str = ""
     choice_id: str | None = Field(default=None, description="id of the chosen button/list row")
-    start_token: str | None = Field(default=None, description="Telegram /start deep-link payload")
+    start_token: str | None = Field(default=None,
+                                    description="a deep-link payload (Telegram's /start)")
     profile_name: str | None = None
     at: datetime
 

@@ -24,8 +24,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core import waits
+from bot.types import Doc
 
-Doc = dict[str, Any]
 BIRTHDAY_HOUR = time(10, 0)
 MAX_INTERESTS = 50
 
@@ -86,7 +86,7 @@ def on_wait_fired(doc: Doc, event: dict[str, Any]) -> None:
 def _zone(doc: Doc, policy: TriggerPolicy) -> ZoneInfo:
     try:
         return ZoneInfo(doc.get("profile", {}).get("timezone") or policy.default_timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name no file can have
         return ZoneInfo(policy.default_timezone)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-Doc = dict[str, Any]
+from bot.types import Doc
 
 
 def schedule(doc: Doc, wait_id: str, due: datetime, event: dict[str, Any],

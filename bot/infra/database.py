@@ -7,7 +7,9 @@ indexed fields (an ``_id`` plus any other condition scans the collection), so
 conditional writes filter on ``_id`` alone and put their condition inside a
 pipeline update (``$cond``), which a real MongoDB runs the same way.
 
-Collections (each document's shape is described where it is written):
+Collections (each document's shape is described where it is written; a
+document refers to a customer by ``customer``, the internal id, and
+``customer_id`` is always the store's id: ``bot.types`` says why):
 - ``customers``: one document per customer: profile, identity keys,
   consents, engine state, flow runs, pending waits, conversation status.
 - ``inbox``: every accepted input (webhook, store event, agent action),
@@ -55,10 +57,9 @@ from pymongo.results import BulkWriteResult
 
 from bot.infra.embedded_db import EmbeddedMongo
 from bot.infra.settings import Settings
+from bot.types import Doc
 
 log = logging.getLogger(__name__)
-
-Doc = dict[str, Any]
 
 INDEXES: dict[str, list[IndexModel]] = {
     "customers": [
@@ -79,9 +80,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),
         IndexModel([("customer_id", ASCENDING)], name="customer"),
         IndexModel([("release_at", ASCENDING)], name="release_at", sparse=True),
+        # The console's live feed: "anything changed since" (bot/http/console.py).
+        IndexModel([("updated_at", DESCENDING)], name="updated"),
     ],
+    # Console: accounts are keyed by e-mail (_id); sessions by their token's hash.
+    "sessions": [IndexModel([("expires_at", ASCENDING)], name="expires")],
     "flow_runs": [IndexModel([("flow", ASCENDING), ("ended_at", ASCENDING)], name="flow_ended")],
-    "codes": [IndexModel([("customer_id", ASCENDING)], name="customer")],
+    # Named anew: "customer" was the index of the earlier field name (customer_id).
+    "codes": [IndexModel([("customer", ASCENDING)], name="by_customer")],
 }
 
 
@@ -96,6 +102,7 @@ def journaled(w: str = "majority") -> WriteConcern:
 
 
 UNJOURNALED = WriteConcern(w=1)  # acknowledged by the server, not synced to its journal
+OLD_CUSTOMER_FIELD = "customer_id"  # the internal id's name before it was ``customer``
 
 
 @dataclass
@@ -146,10 +153,10 @@ class Database:
           matters while its holder lives; if it is lost, the commit that
           needs it changes nothing and the inputs are decided again;
         - an input marked done or failed (``Processor.flush``,
-          ``apply_statuses``): the customer's committed ``done_inputs`` skip
-          an input read again, and a failed one fails again;
-        - a delivery status on the timeline (``apply_statuses``): its input
-          stays pending unless it was marked done after it, so it is
+          ``bot.runtime.receipts``): the customer's committed ``done_inputs``
+          skip an input read again, and a failed one fails again;
+        - a delivery receipt on the timeline (``bot.runtime.receipts``): its
+          input stays pending unless it was marked done after it, so it is
           applied again.
 
         Even these are durable once any later journaled write returns.
@@ -186,8 +193,31 @@ class Database:
 
     async def ensure_indexes(self) -> None:
         """Create every declared index; a no-op when they exist."""
+        await self.upgrade_customer_field()
         for name, indexes in INDEXES.items():
             await self.db[name].create_indexes(indexes)
+
+    async def upgrade_customer_field(self) -> None:
+        """Rename ``customer_id`` to ``customer`` in a database written by an earlier version.
+
+        ``messages``, ``codes`` and ``flow_runs`` once called the internal id
+        ``customer_id``, the name that elsewhere means the store's id
+        (``bot.types``); the sender reads ``customer`` on queued messages. A
+        database from then still has the ``codes`` index of the old name,
+        which makes the check one cheap command: the renames run (scanning
+        those collections) only once, and the old index is dropped after
+        them, so an upgrade interrupted half-way is simply done again.
+        """
+        old = (await self.db["codes"].index_information()).get("customer")
+        if old is None or old.get("key") != [(OLD_CUSTOMER_FIELD, ASCENDING)]:
+            return
+        log.info("upgrading: %s -> customer in messages, codes and flow_runs",
+                 OLD_CUSTOMER_FIELD)
+        for name in ("messages", "codes", "flow_runs"):
+            await self._journaled(name).update_many(
+                {OLD_CUSTOMER_FIELD: {"$exists": True}},
+                {"$rename": {OLD_CUSTOMER_FIELD: "customer"}})
+        await self.db["codes"].drop_index("customer")
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

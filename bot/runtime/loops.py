@@ -17,12 +17,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from aiohttp import web
 
+from bot.core.channel import Channel, ChannelTraits
 from bot.core.compose import SendPolicy
 from bot.core.customers import identity_keys
 from bot.core.decide import Decider, DecisionContext
@@ -30,30 +30,56 @@ from bot.core.engine import Engine
 from bot.core.flows import Flow, load_flows
 from bot.core.inputs import DeliveryStatus, InboundMessage, StoreEvent
 from bot.core.lifecycle import TriggerPolicy
-from bot.core.links import read_token
 from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
 from bot.infra.clock import Clock, VirtualClock
 from bot.infra.database import Database
 from bot.infra.metrics import Metrics
-from bot.infra.settings import Settings, secret
+from bot.infra.settings import Settings
 from bot.runtime.inbox import STOP_GRACE_SECONDS, Inbox, make_item
 from bot.runtime.pacing import Pacer
 from bot.runtime.processor import Processor, insert_ignoring_duplicates
 from bot.runtime.sender import OutboxSender
-from channels.base import Channel
+from bot.types import Doc
 
 log = logging.getLogger(__name__)
-Doc = dict[str, Any]
 POLL_SECONDS = 0.25
 MAX_STUCK_STEPS = 100
 FANOUT_PAGE = 500
+
+
+def decision_context(settings: Settings, channels: Mapping[str, ChannelTraits],
+                     flows: dict[str, Flow]) -> DecisionContext:
+    """What every decision reads, from the settings: the runtime's, and the pure
+    test harness's (``bot.testing.PureHarness``), so both decide alike.
+
+    ``channels`` are the configured channels in the registry's order, the
+    order in which a message picks one.
+    """
+    return DecisionContext(
+        flows=flows, engine=Engine(),
+        send_policy=SendPolicy(channels=channels,
+                               default_timezone=settings.default_timezone,
+                               quiet_hours=settings.quiet_hours,
+                               marketing_cap=settings.marketing_cap,
+                               marketing_cap_window=timedelta(
+                                   days=settings.marketing_cap_days)),
+        trigger_policy=TriggerPolicy(abandon_after=settings.cart_abandon_after,
+                                     inactive_after_days=settings.inactive_after_days,
+                                     sunset_after_days=settings.sunset_after_days,
+                                     default_timezone=settings.default_timezone),
+        code_pattern=settings.discount_pattern,
+        agent_idle_release=settings.agent_idle_release,
+        flow_settings=settings.flow_settings(),
+    )
 
 
 class Runtime:
     """Everything that turns accepted inputs into decisions and sends."""
 
     def __init__(self, settings: Settings, database: Database, clock: Clock, metrics: Metrics,
-                 channels: dict[str, Channel], flows: dict[str, Flow]) -> None:
+                 channels: Mapping[str, Channel], flows: dict[str, Flow]) -> None:
+        """``channels``: the configured channels, in the registry's order (``server.py``
+        wires them in from ``channels.registry``; the flow harness, stand-ins)."""
         self.settings = settings
         self.db = database
         self.clock = clock
@@ -62,28 +88,11 @@ class Runtime:
         self.decide_wake = asyncio.Event()
         self.send_wake = asyncio.Event()
         self.inbox = Inbox(database, metrics, self.decide_wake.set)
-        context = DecisionContext(
-            flows=flows, engine=Engine(),
-            send_policy=SendPolicy(channels=frozenset(channels),
-                                   default_timezone=settings.default_timezone,
-                                   quiet_hours=settings.quiet_hours,
-                                   marketing_cap=settings.marketing_cap,
-                                   marketing_cap_window=timedelta(
-                                       days=settings.marketing_cap_days)),
-            trigger_policy=TriggerPolicy(abandon_after=settings.cart_abandon_after,
-                                         inactive_after_days=settings.inactive_after_days,
-                                         sunset_after_days=settings.sunset_after_days,
-                                         default_timezone=settings.default_timezone),
-            code_pattern=settings.discount_pattern,
-            sms_stop_confirmation=settings.sms_stop_confirmation,
-            agent_idle_release=settings.agent_idle_release,
-            flow_settings=settings.flow_settings(),
-        )
+        context = decision_context(settings, channels, flows)
         self.processor = Processor(database, clock, Decider(context), metrics)
-        pacers = {"whatsapp": Pacer(settings.whatsapp_rate), "sms": Pacer(settings.sms_rate),
-                  "telegram": Pacer(settings.telegram_rate)}
+        pacers = {name: Pacer(channel.rate) for name, channel in channels.items()}
         self.sender = OutboxSender(database, clock, channels, metrics, pacers,
-                                   f"{settings.base_url}/webhooks/sms/status", self.inbox.accept)
+                                   context.send_policy, self.inbox.accept)
         self.decide_lock = asyncio.Lock()
         self.send_lock = asyncio.Lock()
         self.advance_lock = asyncio.Lock()
@@ -204,7 +213,7 @@ class Runtime:
         if isinstance(parsed, DeliveryStatus):
             item = make_item(
                 dedupe_id=f"{channel}:status:{parsed.provider_id}:{parsed.status}",
-                kind="status", source=channel, keys=[], payload=parsed.model_dump())
+                kind="receipt", source=channel, keys=[], payload=parsed.model_dump())
         else:
             item = make_item(dedupe_id=f"{channel}:{parsed.provider_id}", kind="message",
                              source=channel, keys=self.message_keys(parsed),
@@ -212,18 +221,16 @@ class Runtime:
         return await self.inbox.accept(item)
 
     def message_keys(self, message: InboundMessage) -> list[str]:
-        """Identity keys of a message's sender, best first."""
-        if message.channel == "telegram":
-            keys = [f"tg:{message.sender}"]
-            if message.start_token:
-                customer_id = read_token(message.start_token,
-                                         secret(self.settings.telegram_secret_token))
-                if customer_id:
-                    keys.insert(0, f"id:{customer_id}")
-            return keys
-        phone = message.sender if message.sender.startswith("+") else None
-        return identity_keys(phone=phone, wa_user_id=message.user_id) or [
-            f"phone:{message.sender}"]
+        """Identity keys of a message's sender, best first: the channel's to say.
+
+        Raises:
+            ValueError: the message's channel is not configured (webhooks of a
+                channel that is off are refused before they get here).
+        """
+        channel = self.channels.get(message.channel)
+        if channel is None:
+            raise ValueError(f"channel {message.channel} is not configured")
+        return channel.sender_keys(message)
 
     async def accept_store_event(self, event: StoreEvent, dedupe_id: str,
                                  raw: str | None = None) -> bool:
@@ -241,9 +248,13 @@ class Runtime:
             dedupe_id=dedupe_id, kind="ignored", source=source, keys=[],
             payload={"topic": topic}, state="ignored", raw=raw))
 
-    async def agent_action(self, customer_id: str, channel: str, action: str,
-                           agent: str | None = None, text: str | None = None) -> str:
+    async def agent_action(self, customer: str, channel: str, action: str,
+                           agent: str | None = None, text: str | None = None,
+                           by: str | None = None, template: Doc | None = None) -> str:
         """Record an agent's action as an input; returns its id once it is stored.
+
+        ``by`` is who did it (an agent's e-mail, or "admin-token"), recorded
+        on the conversation; ``template`` an approved template to send.
 
         It is decided by the decide loop like any other input, in arrival
         order with the customer's other inputs, and never inside the request:
@@ -252,9 +263,9 @@ class Runtime:
         decided at all. Storing the input wakes the loop.
         """
         item = make_item(dedupe_id=f"agent:{uuid.uuid4().hex}", kind="agent", source="agent",
-                         keys=[f"id:{customer_id}"],
+                         keys=[f"id:{customer}"],
                          payload={"action": action, "channel": channel, "agent": agent,
-                                  "text": text})
+                                  "text": text, "by": by, "template": template})
         await self.inbox.accept(item)
         return str(item["_id"])
 
@@ -304,7 +315,8 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     only = [name.strip() for name in settings.flows.split(",")] if settings.flows else None
     flows = load_flows(settings.flows_package, only)
     log.info("flows enabled: %s", ", ".join(sorted(flows)) or "none")
-    runtime = Runtime(settings, app[DATABASE], app[CLOCK], app[METRICS], app[CHANNELS], flows)
+    channels: dict[str, Channel] = app[CHANNELS]  # server.py wires in the registry's
+    runtime = Runtime(settings, app[DATABASE], app[CLOCK], app[METRICS], channels, flows)
     app[RUNTIME] = runtime
     runtime.start()
     try:

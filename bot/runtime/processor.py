@@ -28,9 +28,12 @@ likewise one write per pass.
 Durability (see ``bot.infra.database``): the commit of a chunk is durable when it
 returns, records included (one journal sync for the chunk), so a decision
 whose inputs are then marked done survives a crash of the database; the
-conversation summaries of a pass likewise. Leases, done marks and delivery
-statuses are written without a sync of their own (``Database.unjournaled``
-says why losing one is harmless).
+conversation summaries of a pass likewise. Leases and done marks are
+written without a sync of their own (``Database.unjournaled`` says why
+losing one is harmless).
+
+Providers' delivery receipts are inbox items too, but they are never
+decided: a pass hands them to ``bot.runtime.receipts``.
 """
 
 from __future__ import annotations
@@ -54,16 +57,15 @@ from bot.core.engine import RuleError
 from bot.infra.clock import Clock
 from bot.infra.database import Database, find_in, update_each
 from bot.infra.metrics import Metrics
+from bot.runtime.receipts import apply_receipts
+from bot.types import LEGACY_KINDS, Doc
 
 log = logging.getLogger(__name__)
-Doc = dict[str, Any]
 LEASE_SECONDS = 30.0
 BATCH = 500
 CHUNK = 100  # customers per lease and commit write
 DOC_CACHE_SIZE = 5_000
 DUPLICATE_KEY = 11000
-STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
-STATUS_ATTEMPTS = 5
 
 
 def snapshot(doc: Doc) -> Doc:
@@ -74,6 +76,15 @@ def snapshot(doc: Doc) -> Doc:
     own bytes are ever loaded.
     """
     return pickle.loads(pickle.dumps(doc, pickle.HIGHEST_PROTOCOL))
+
+
+def is_receipt(item: Doc) -> bool:
+    """A provider's delivery receipt (under today's name or an earlier one)?
+
+    Any other kind is decided, an unknown one too: the decider fails it, so
+    it is marked failed instead of stopping every pass.
+    """
+    return LEGACY_KINDS.get(item["kind"], item["kind"]) == "receipt"
 
 
 async def insert_ignoring_duplicates(collection: Any, docs: list[Doc]) -> None:
@@ -118,17 +129,17 @@ class Processor:
         items = await self.db.inbox.find({"state": "pending"}).sort("seq", 1).to_list(BATCH)
         if not items:
             return 0
-        statuses = [item for item in items if item["kind"] == "status"]
-        decisions = [item for item in items if item["kind"] != "status"]
-        handled = await self.apply_statuses(statuses) if statuses else 0
+        receipts = [item for item in items if is_receipt(item)]
+        decisions = [item for item in items if not is_receipt(item)]
+        handled = await apply_receipts(self.db, receipts)
         groups: dict[str, list[Doc]] = {}
         for item in decisions:
             groups.setdefault(item["ckey"] or item["_id"], []).append(item)
         await self.prefetch_keys([group[0]["keys"] for group in groups.values()])
         work: dict[str, list[Doc]] = {}
         for group in groups.values():
-            customer_id = await self.resolve(group[0]["keys"])
-            work.setdefault(customer_id, []).extend(group)
+            customer = await self.resolve(group[0]["keys"])
+            work.setdefault(customer, []).extend(group)
         result = BatchResult()
         await self.process(list(work.items()), result)
         await self.flush(result)
@@ -194,8 +205,8 @@ class Processor:
             self._remember(keys[0], doc["_id"])
             return str(doc["_id"])
 
-    def _remember(self, key: str, customer_id: str) -> None:
-        self.key_cache[key] = customer_id
+    def _remember(self, key: str, customer: str) -> None:
+        self.key_cache[key] = customer
         self.key_cache.move_to_end(key)
         while len(self.key_cache) > 50_000:
             self.key_cache.popitem(last=False)
@@ -218,19 +229,19 @@ class Processor:
                  "until": wall + timedelta(seconds=LEASE_SECONDS)}
         free: Doc = {"$or": [{"$eq": [{"$ifNull": ["$lease", None]}, None]},
                              {"$lt": ["$lease.until", wall]}]}
-        cached = {customer_id: self.doc_cache.pop(customer_id) for customer_id in ids
-                  if customer_id in self.doc_cache}
+        cached = {customer: self.doc_cache.pop(customer) for customer in ids
+                  if customer in self.doc_cache}
         operations = []
-        for customer_id in ids:
+        for customer in ids:
             condition = free
-            if customer_id in cached:
-                condition = {"$and": [free, {"$eq": ["$v", cached[customer_id]["v"]]}]}
-            operations.append(UpdateOne({"_id": customer_id}, [{"$set": {"lease": {
+            if customer in cached:
+                condition = {"$and": [free, {"$eq": ["$v", cached[customer]["v"]]}]}
+            operations.append(UpdateOne({"_id": customer}, [{"$set": {"lease": {
                 "$cond": [condition, {"$literal": lease}, "$lease"]}}}]))
         written = await self.db.unjournaled("customers").bulk_write(operations, ordered=False)
         if written.modified_count == len(ids):
             docs = dict(cached)
-            unread = [customer_id for customer_id in ids if customer_id not in cached]
+            unread = [customer for customer in ids if customer not in cached]
         else:
             docs, unread = {}, ids
         async for doc in find_in(self.db.customers, "_id", unread):
@@ -262,12 +273,12 @@ class Processor:
         outbox messages, finished runs, codes) and one bulk commit.
         """
         token = uuid.uuid4().hex
-        docs = await self.lease_many([customer_id for customer_id, _ in work], token)
+        docs = await self.lease_many([customer for customer, _ in work], token)
         decided: list[tuple[Doc, list[str], Outcome]] = []
         failed_inputs: dict[str, dict[str, str]] = {}
         failed_ids: list[str] = []
-        for customer_id, items in work:
-            doc = docs.get(customer_id)
+        for customer, items in work:
+            doc = docs.get(customer)
             if doc is None:
                 continue  # another worker has this customer now; the items stay pending
             doc.pop("lease")
@@ -275,10 +286,10 @@ class Processor:
                 done, failed, outcome = self.decide_all(doc, items)
             except Exception:
                 log.exception("deciding for customer %s failed; it will be retried",
-                              customer_id)
-                failed_ids.append(customer_id)
+                              customer)
+                failed_ids.append(customer)
                 continue
-            failed_inputs[customer_id] = failed
+            failed_inputs[customer] = failed
             decided.append((doc, done, outcome))
         try:
             committed = await self.commit_many(decided, token)
@@ -447,56 +458,3 @@ class Processor:
                 UpdateOne({"_id": f"{customer}:{channel}"}, {"$set": summary}, upsert=True)
                 for (customer, channel), summary in result.conversations.items()
             ])
-
-    # ----------------------------------------------------------------- statuses
-
-    async def apply_statuses(self, items: list[Doc]) -> int:
-        """Delivery statuses update the timeline in one bulk write, no decision.
-
-        A status that arrives before the send recorded the provider's id is
-        tried again on later passes, then kept as done.
-        """
-        operations: list[UpdateOne] = []
-        for item in items:
-            status = item["payload"]
-            entry = {"status": status["status"], "at": status["at"]}
-            if status.get("error_code"):
-                entry["error"] = f"{status['error_code']}: {status.get('error_message') or ''}"
-            # One update per status, filtered on the indexed provider id alone:
-            # the history always grows; the status only moves forward.
-            rank = STATUS_RANK.get(status["status"], 0)
-            ahead = {"$lt": [{"$ifNull": ["$status_rank", 0]}, rank]}
-            changes: Doc = {
-                "status_history": {"$concatArrays": [{"$ifNull": ["$status_history", []]},
-                                                     [{"$literal": entry}]]},
-                "status": {"$cond": [ahead, status["status"], "$status"]},
-                "status_rank": {"$max": [{"$ifNull": ["$status_rank", 0]}, rank]},
-            }
-            if "error" in entry:
-                changes["error"] = {"$cond": [ahead, entry["error"], "$error"]}
-            operations.append(UpdateOne({"provider_id": status["provider_id"]},
-                                        [{"$set": changes}]))
-        # Unjournaled, like the marks below: their loss repeats no send and
-        # loses no input (see Database.unjournaled).
-        written = await self.db.unjournaled("messages").bulk_write(operations, ordered=False)
-        done, retry = [], []
-        if written.matched_count >= len(operations):
-            done = [item["_id"] for item in items]
-        else:
-            # Find which statuses matched nothing (rare: only early ones).
-            known = {doc["provider_id"] async for doc in find_in(
-                self.db.messages, "provider_id", [i["payload"]["provider_id"] for i in items],
-                {"provider_id": 1})}
-            for item in items:
-                if item["payload"]["provider_id"] in known or item.get(
-                        "attempts", 0) + 1 >= STATUS_ATTEMPTS:
-                    done.append(item["_id"])
-                else:
-                    retry.append(item["_id"])
-        inbox = self.db.unjournaled("inbox")
-        if done:
-            await update_each(inbox, done, {"$set": {"state": "done"}})
-        if retry:
-            # Unmatched statuses were pushed nowhere; try them again next pass.
-            await update_each(inbox, retry, {"$inc": {"attempts": 1}})
-        return len(done)

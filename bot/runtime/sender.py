@@ -3,8 +3,10 @@
 A message is queued (``outbox: true``, ``due_at``) by the decision that
 produced it. The sender claims due messages in batches, re-checks at send
 time what may have changed since the decision (consent, an agent taking the
-conversation, WhatsApp's 24-hour window), plans each channel's pacing, sends,
-and records results in one bulk write per pass.
+conversation, a channel's 24-hour window) with the same send policy the
+decision used (:func:`bot.core.policy.may_send`), plans each channel's
+pacing at the cost the channel gives, sends, and records results in one
+bulk write per pass.
 
 At most once: the claim of a message that is about to be handed to its
 provider is marked ``claim.sending``; a worker that dies mid-pass leaves
@@ -29,39 +31,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
 
-from bot.core.compose import in_window
-from bot.core.customers import has_consent
+from bot.core.channel import (
+    Channel,
+    Choice,
+    OutboundMessage,
+    PermanentSendError,
+    RateLimited,
+    SendError,
+    TemplateRef,
+    TransientSendError,
+)
+from bot.core.policy import SendPolicy, may_send
 from bot.infra.clock import Clock, to_millis
 from bot.infra.database import Database, find_in
 from bot.infra.metrics import Metrics
 from bot.runtime.inbox import make_item
 from bot.runtime.pacing import RESOLUTION, Pacer
-from channels.base import Channel, Choice, OutboundMessage, TemplateRef
-from channels.errors import PermanentSendError, RateLimited, SendError, TransientSendError
-from channels.segments import count_segments
+from bot.types import Doc
 
 log = logging.getLogger(__name__)
-Doc = dict[str, Any]
 BATCH = 200  # messages settled per pass: one claim write and one result write
 IN_FLIGHT = 64  # sends awaiting their provider's answer at once
 PACE_HORIZON = 1.0  # seconds ahead a pass may plan paced sends
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
 CUSTOMER_FIELDS = {"consents": 1, "last_in": 1, "conversations": 1}
-
-
-def _cost(channel: str, message: OutboundMessage) -> float:
-    """Pacing cost: SMS senders are limited in segments, the others in messages."""
-    if channel != "sms" or not message.text:
-        return 1.0
-    return float(max(1, count_segments(message.text)))
 
 
 def backoff(attempts: int) -> float:
@@ -102,15 +103,17 @@ class SendPlan:
 class OutboxSender:
     """Claims due messages and hands them to their channels."""
 
-    def __init__(self, database: Database, clock: Clock, channels: dict[str, Channel],
-                 metrics: Metrics, pacers: dict[str, Pacer], status_callback: str | None,
+    def __init__(self, database: Database, clock: Clock, channels: Mapping[str, Channel],
+                 metrics: Metrics, pacers: dict[str, Pacer], policy: SendPolicy | None,
                  report: Callable[[Doc], Awaitable[bool]]) -> None:
+        """``policy`` is the decisions' send policy (None: the channels alone,
+        which is all its send-time rules read)."""
         self.db = database
         self.clock = clock
         self.channels = channels
         self.metrics = metrics
         self.pacers = pacers
-        self.status_callback = status_callback
+        self.policy = policy if policy is not None else SendPolicy(channels=channels)
         self.report = report
         self.in_flight = asyncio.Semaphore(IN_FLIGHT)
 
@@ -139,7 +142,7 @@ class OutboxSender:
         if not free:
             return len(lost)
         customers = {doc["_id"]: doc async for doc in find_in(
-            self.db.customers, "_id", {m["customer_id"] for m in free}, CUSTOMER_FIELDS)}
+            self.db.customers, "_id", {m["customer"] for m in free}, CUSTOMER_FIELDS)}
         plan = self._plan(free, customers, now)
         if not plan.ids:
             return len(lost)
@@ -174,13 +177,12 @@ class OutboxSender:
             if name in resume_at:  # keep the channel's order behind a paced message
                 plan.add(message["_id"], self._defer(message, resume_at[name]))
                 continue
-            verdict = self._verdict(message, customers.get(message["customer_id"]),
-                                    self.channels.get(name), now)
+            verdict = self._verdict(message, customers.get(message["customer"]), now)
             if isinstance(verdict, str):
                 plan.add(message["_id"], self._skip(message, verdict, now))
                 continue
             pacer = self.pacers.setdefault(name, Pacer(0))
-            cost = _cost(name, verdict)
+            cost = self.channels[name].pacing_cost(verdict)
             start = cursor.get(name, now)
             delay = pacer.delay(start, cost)
             if delay > 0 and self.clock.virtual:
@@ -232,36 +234,19 @@ class OutboxSender:
         await self.db.bulk_write_durably(
             "messages", [UpdateOne({"_id": message_id}, update) for message_id in ids])
 
-    def _verdict(self, message: Doc, customer: Doc | None, channel: Channel | None,
+    def _verdict(self, message: Doc, customer: Doc | None,
                  now: datetime) -> OutboundMessage | str:
-        """The provider message to send, or the reason not to send it."""
-        if channel is None:
-            return f"channel {message['channel']} is not configured"
-        if customer is None:
-            return "customer not found"
-        name = message["channel"]
-        if message.get("marketing") and not has_consent(customer, name):
-            return f"no marketing consent on {name} at send time"
-        conversation = customer.get("conversations", {}).get(name, {})
-        if message.get("agent") is None and message.get("flow") and (
-                conversation.get("status") == "agent"
-                or (conversation.get("status") == "needs_agent"
-                    and message["seq"] > conversation.get("handoff_seq", 0))):
-            # A flow's message written before it asked for a person (e.g. "someone
-            # will answer you shortly") still goes out; later ones wait for the agent.
-            return "an agent has the conversation"
-        template = message.get("template")
-        if name == "whatsapp" and template is None and not in_window(customer, name, now):
-            template = message.get("fallback_template")
-            if template is None:
-                return "outside the WhatsApp 24-hour window and the step has no template"
+        """The provider message to send, or the reason not to send it (the send policy)."""
+        verdict = may_send(message, customer, now, self.policy, stage="send")
+        if verdict.skipped:
+            return verdict.reason or "skipped"
+        template = verdict.template
         return OutboundMessage(
-            id=message["_id"], channel=name, to=message["to"] or "",
+            id=message["_id"], channel=message["channel"], to=message["to"] or "",
             to_user_id=message.get("to_user_id"),
             text=None if template else message.get("text"),
             choices=[] if template else [Choice(**c) for c in message.get("choices", [])],
             template=TemplateRef(**template) if template else None,
-            status_callback=self.status_callback if name == "sms" else None,
         )
 
     async def _send_one(self, message: Doc, outbound: OutboundMessage,
@@ -312,8 +297,8 @@ class OutboxSender:
         self.metrics.sends.labels(message["channel"], "failed").inc()
         if message.get("flow"):
             await self.report(make_item(
-                dedupe_id=f"delivery:{message['_id']}", kind="delivery", source="outbox",
-                keys=[f"id:{message['customer_id']}"],
+                dedupe_id=f"delivery:{message['_id']}", kind="send_failure", source="outbox",
+                keys=[f"id:{message['customer']}"],
                 payload={"message_id": message["_id"], "flow": message["flow"],
                          "run": message.get("run"), "step": message.get("step"),
                          "error": error}))

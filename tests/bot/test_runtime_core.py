@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from durable.lang import m, ruleset, when_all
 
 from bot.core.commands import after, ask, days, emit, exit_flow, send, step, tag
 from bot.core.flows import Flow
+from bot.core.inputs import InboundMessage
 from bot.testing import FlowHarness
 
 CHAIN = Flow("t_chain", triggers=("order.placed",), marketing=False)
@@ -133,10 +136,6 @@ with ruleset("t_echo"):
 
 
 async def test_replies_arriving_at_once_are_decided_in_arrival_order(mongo_uri: str) -> None:
-    import asyncio
-
-    from bot.core.inputs import InboundMessage
-
     async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
         await h.customer("a", phone=PHONE)
         texts = [f"mensaje {i}" for i in range(5)]
@@ -150,8 +149,6 @@ async def test_replies_arriving_at_once_are_decided_in_arrival_order(mongo_uri: 
 
 
 async def test_sms_pacing_counts_segments_on_the_service_clock(mongo_uri: str) -> None:
-    from bot.core.inputs import InboundMessage
-
     async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), sms_rate=1) as h:
         await h.customer("a", phone=PHONE)
         start = h.clock.now()

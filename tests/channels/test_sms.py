@@ -242,13 +242,13 @@ def test_template_is_its_name_and_params() -> None:
 
 @pytest.mark.asyncio
 async def test_send_posts_the_form_with_basic_auth(fake: FakeTwilio, channel: SmsChannel) -> None:
-    sid = await channel.send(outbound(text="Hola Ana", status_callback="https://x.test/cb"))
+    sid = await channel.send(outbound(text="Hola Ana"))
     [request] = fake.requests
     assert request.path == f"/2010-04-01/Accounts/{SID}/Messages.json"
     assert request.authorized
     assert "Authorization" not in request.headers
     assert request.form == {"To": ANA, "From": SENDER, "Body": "Hola Ana",
-                            "StatusCallback": "https://x.test/cb"}
+                            "StatusCallback": "https://chasqui.example.com/webhooks/sms/status"}
     assert sid.startswith("SM") and len(sid) == 34
     assert fake.sent[ANA][0]["sid"] == sid
     assert fake.sent[ANA][0]["status"] == "queued"
@@ -355,9 +355,10 @@ async def test_the_fake_plays_twilio_status_callbacks(fake: FakeTwilio, parser: 
     await site.start()
     host, port = runner.addresses[0][:2]
     callback = f"http://{host}:{port}/webhooks/sms/status"
-    sender = SmsChannel(account_sid=SID, auth_token=TOKEN, from_number=SENDER, api_url=fake.url)
+    sender = SmsChannel(account_sid=SID, auth_token=TOKEN, from_number=SENDER, api_url=fake.url,
+                        status_callback=callback)
     try:
-        sid = await sender.send(outbound(text="Hola", status_callback=callback))
+        sid = await sender.send(outbound(text="Hola"))
         assert await fake.push_status(sid, "undelivered", error_code="30003") == 200
     finally:
         await sender.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.testing import FlowHarness
+from bot.testing import FlowHarness, PureHarness
 from rules import birthday
 
 
@@ -24,3 +24,26 @@ async def test_greets_at_ten_local_time_with_a_single_use_code(mongo_uri: str) -
         assert code in greeting.text
         await h.advance(days=30)
         assert len(h.to("cus_1")) == 1
+
+
+def test_greets_in_portuguese() -> None:
+    """The README's pure-harness example."""
+    h = PureHarness([birthday.FLOW], start=datetime(2026, 3, 9, 12, 0, tzinfo=UTC),
+                    channels=("sms",))
+    h.customer("cus_1", phone="+5511987654321", consents={"sms": True},
+               first_name="João", locale="pt", birthday="1990-03-10")
+    h.advance(hours=25)  # 10:00 in Buenos Aires, the default timezone
+    assert h.last("cus_1").text == (
+        f"Feliz aniversário, João! 🎂 Ganhe 15% de desconto com o código {h.codes[0]['_id']}.")
+
+
+def test_the_whatsapp_template_gets_the_name_and_the_code() -> None:
+    h = PureHarness([birthday.FLOW], start=datetime(2026, 3, 9, 12, 0, tzinfo=UTC),
+                    channels=("whatsapp",))
+    h.customer("cus_1", phone="+5491122334455", consents={"whatsapp": True},
+               first_name="Ana", birthday="1990-03-10")
+    h.advance(days=2)
+    [greeting] = [m for m in h.messages("cus_1") if m["direction"] == "out"]
+    assert greeting["template"] == {"name": "birthday_greeting", "language": "es",
+                                    "params": ["Ana", h.customer_doc("cus_1")["attrs"][
+                                        "code_birthday"]]}

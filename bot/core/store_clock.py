@@ -34,18 +34,19 @@ customer sends a moment later. So:
   errs towards not sending marketing, which is the side consent must err on.
 
 All functions are pure (the document is a plain dict) and keep times at
-millisecond precision, as MongoDB stores them.
+millisecond precision, as MongoDB stores them. This is consent logic, so it
+lives in the core: the decision applies it, and the store route only calls
+:func:`stamp_received` at intake.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from bot.core.inputs import StoreEvent
 from bot.infra.clock import to_millis
+from bot.types import Doc
 
-Doc = dict[str, Any]
 MAX_OBSERVATIONS = 16
 RECEIVED_FIELD = "received_at"
 

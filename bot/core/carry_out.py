@@ -1,0 +1,228 @@
+"""Carrying out a decision: what rules recorded becomes state and messages.
+
+Rules only record commands (``bot.core.commands``). Routing
+(``bot.core.route``) chooses the flows an input goes to and runs their rules;
+the :class:`Executor` here applies what they recorded to the customer
+document and to the decision's :class:`~bot.core.decide.Outcome`: messages
+(built by ``bot.core.compose``, which checks consent, agent hold, quiet hours
+and the 24-hour window), waits, tags, attributes, consents, codes, handoffs,
+and the start and end of flow runs. It never chooses a flow and never runs a
+rule, so what a command does is read in one place.
+
+Pure, like the whole decision: no database, no network.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.core import commands as cmd
+from bot.core import waits
+from bot.core.compose import build_message, choose_channel, conversation_id, record_marketing
+from bot.core.customers import facts, record_consent
+from bot.core.flows import Flow
+from bot.core.inputs import InboundMessage
+from bot.types import Doc
+
+if TYPE_CHECKING:  # the decision's types; decide.py imports this module
+    from bot.core.decide import DecisionContext, Outcome
+
+MAX_HISTORY = 50  # steps kept per run (the finished run keeps them too)
+
+
+def conversation(doc: Doc, channel: str) -> Doc:
+    """The customer's conversation state on ``channel``, created as the bot's."""
+    state: Doc = doc.setdefault("conversations", {}).setdefault(
+        channel, {"status": "bot", "agent": None, "handoff_reason": None})
+    return state
+
+
+class Executor:
+    """Applies commands to one customer document within one decision."""
+
+    def __init__(self, ctx: DecisionContext, doc: Doc, now: datetime, out: Outcome) -> None:
+        self.ctx = ctx
+        self.doc = doc
+        self.now = now
+        self.out = out
+        # Timeline order: the service clock, never behind the customer's last message.
+        self.seq = max(doc.get("last_seq", 0), int(now.timestamp() * 1e6) * 1000)
+        self.origin: str | None = None  # the channel the customer just wrote on
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        self.doc["last_seq"] = self.seq
+        return self.seq
+
+    # ------------------------------------------------------------------- runs
+
+    def start_run(self, flow: Flow) -> bool:
+        """Start a run of ``flow``; False when a marketing flow could reach nobody."""
+        if flow.marketing and self.origin is None and choose_channel(
+                self.doc, self.ctx.send_policy, marketing=True) is None:
+            self.out.steps.append((flow.name, "not_started_no_consent"))
+            return False
+        history = self.doc.setdefault("flow_history", {}).get(flow.name, {})
+        number = history.get("count", 0) + 1
+        self.doc.setdefault("flows", {})[flow.name] = {
+            "run": f"{flow.name}:{number}", "step": "started", "started_at": self.now,
+            "n": 0, "history": [{"step": "started", "at": self.now, "outcome": "ok"}],
+        }
+        self.doc.setdefault("engine", {}).pop(flow.name, None)
+        self.out.steps.append((flow.name, "started"))
+        return True
+
+    def end_run(self, name: str, outcome: str) -> None:
+        run = self.doc["flows"].pop(name)
+        self.doc.get("engine", {}).pop(name, None)
+        if (self.doc.get("question") or {}).get("flow") == name:
+            self.doc["question"] = None
+        waits.cancel_run(self.doc, run["run"])
+        waits.cancel(self.doc, f"q:{name}")
+        history = self.doc.setdefault("flow_history", {}).get(name, {})
+        self.doc["flow_history"][name] = {"count": history.get("count", 0) + 1,
+                                          "last_ended_at": self.now, "last_outcome": outcome}
+        self.out.steps.append((name, outcome))
+        self.out.finished_runs.append({
+            "_id": f"{self.doc['_id']}:{run['run']}", "customer": self.doc["_id"],
+            "flow": name, "run": run["run"], "started_at": run["started_at"],
+            "ended_at": self.now, "outcome": outcome, "history": run["history"],
+        })
+
+    def record_step(self, run: Doc, flow: Flow, name: str, outcome: str, **data: Any) -> None:
+        entry = {"step": name, "at": self.now, "outcome": outcome, **data}
+        run["history"] = (run["history"] + [entry])[-MAX_HISTORY:]
+        run["step"] = name
+        self.out.steps.append((flow.name, name))
+
+    # --------------------------------------------------------------- commands
+
+    def apply(self, flow: Flow, recorded: list[cmd.Command]) -> list[Doc]:
+        """Carry out one rule firing's commands; returns the events it emitted."""
+        emitted: list[Doc] = []
+        for command in recorded:
+            run = self.doc.get("flows", {}).get(flow.name)
+            if run is None:
+                break  # the flow exited; later commands of the same rule are void
+            match command:
+                case cmd.Send():
+                    self.send(flow, run, command)
+                case cmd.After():
+                    run["n"] += 1
+                    due = command.at or self.now + timedelta(seconds=command.seconds or 0)
+                    key = command.key or f"a{run['n']}"
+                    waits.schedule(self.doc, f"{run['run']}:{key}", due, command.event,
+                                   flow=flow.name, run=run["run"])
+                case cmd.Tag(tag=name, remove=remove):
+                    tags = self.doc.setdefault("tags", [])
+                    if remove and name in tags:
+                        tags.remove(name)
+                    elif not remove and name not in tags:
+                        tags.append(name)
+                case cmd.SetAttr(name=name, value=value):
+                    self.doc.setdefault("attrs", {})[name] = value
+                case cmd.Handoff(reason=reason):
+                    self.handoff(reason)
+                    self.record_step(run, flow, "handoff", reason)
+                case cmd.Exit(outcome=outcome):
+                    self.end_run(flow.name, outcome)
+                case cmd.Emit(event=event):
+                    emitted.append(event)
+                case cmd.Step(name=name, outcome=outcome, data=data):
+                    self.record_step(run, flow, name, outcome, **data)
+                case cmd.Consent(channel=channel, state=state, source=source):
+                    record_consent(self.doc, channel, state, source, self.now, self.now)
+                case cmd.IssueCode(code=code, purpose=purpose):
+                    self.out.codes.append({"_id": code, "customer": self.doc["_id"],
+                                           "purpose": purpose, "run": run["run"],
+                                           "issued_at": self.now})
+                    self.doc.setdefault("attrs", {})[f"code_{purpose}"] = code
+        return emitted
+
+    def handoff(self, reason: str) -> None:
+        channel = self.origin or (self.doc.get("question") or {}).get("channel") or choose_channel(
+            self.doc, self.ctx.send_policy, marketing=False) or next(
+            iter(self.ctx.send_policy.channels), "none")
+        state = conversation(self.doc, channel)
+        if state["status"] != "agent":
+            state.update(status="needs_agent", handoff_reason=reason, handoff_seq=self.seq)
+        self.out.channels.add(channel)
+
+    # --------------------------------------------------------------- messages
+
+    def record_inbound(self, message: InboundMessage) -> None:
+        """Put a customer's message on the timeline."""
+        channel = message.channel
+        self.out.channels.add(channel)
+        self.out.messages.append({
+            "_id": f"in:{channel}:{message.provider_id}", "customer": self.doc["_id"],
+            "conversation_id": conversation_id(self.doc["_id"], channel), "channel": channel,
+            "direction": "in", "kind": message.kind, "text": message.text,
+            "choice_id": message.choice_id, "at": self.now, "sent_at": message.at,
+            "seq": self.next_seq(), "status": "received", "agent": None, "flow": None,
+        })
+
+    def send(self, flow: Flow, run: Doc, command: cmd.Send) -> None:
+        run["n"] += 1
+        step = command.step or f"send{run['n']}"
+        locale = facts(self.doc)["locale"]
+        fallback = None
+        if command.template is not None:
+            fallback = {"name": command.template[0], "language": locale,
+                        "params": list(command.template[1])}
+        elif step in flow.templates:
+            fallback = {"name": flow.templates[step], "language": locale, "params": []}
+        channel = command.channel or self.origin
+        message = build_message(
+            self.doc, message_id=f"{self.doc['_id']}:{run['run']}:{run['n']}", now=self.now,
+            seq=self.next_seq(), policy=self.ctx.send_policy, text=command.text,
+            choices=command.choices, template=None, fallback_template=fallback,
+            channel=channel, marketing=flow.marketing and not command.transactional,
+            reply=self.origin is not None and channel == self.origin, flow=flow.name,
+            run=run["run"], step=step)
+        self.out.messages.append(message)
+        if message["marketing"] and message["status"] == "queued":
+            record_marketing(self.doc, self.now, self.ctx.send_policy)
+        if message["channel"]:
+            self.out.channels.add(message["channel"])
+        self.record_step(run, flow, step, message["status"],
+                         **({"reason": message["error"]} if message.get("error") else {}))
+        if command.question is not None:
+            self.doc["question"] = {"flow": flow.name, "run": run["run"],
+                                    "name": command.question, "channel": message["channel"],
+                                    "asked_at": self.now, "message_id": message["_id"],
+                                    "choices": [list(choice) for choice in command.choices]}
+            if command.timeout is not None:
+                waits.schedule(self.doc, f"q:{flow.name}",
+                               self.now + timedelta(seconds=command.timeout),
+                               {"type": "timeout", "question": command.question},
+                               flow=flow.name, run=run["run"])
+            else:
+                waits.cancel(self.doc, f"q:{flow.name}")
+
+    def system_send(self, input_id: str, text: str, channel: str) -> None:
+        """A transactional message of the service itself (keyword answers)."""
+        self.out.messages.append(build_message(
+            self.doc, message_id=f"sys:{input_id}", now=self.now, seq=self.next_seq(),
+            policy=self.ctx.send_policy, text=text, choices=[], template=None,
+            fallback_template=None, channel=channel, marketing=False, reply=True))
+
+    def agent_send(self, input_id: str, text: str, channel: str, agent: str,
+                   template: Doc | None = None) -> None:
+        """An agent's message (the id the agent API answered with: ``agent:<input id>``).
+
+        ``template`` (an approved one, chosen in the console) is what may go
+        out after WhatsApp's 24-hour window has closed.
+        """
+        self.out.messages.append(build_message(
+            self.doc, message_id=f"agent:{input_id}", now=self.now, seq=self.next_seq(),
+            policy=self.ctx.send_policy, text=text, choices=[], template=template,
+            fallback_template=None, channel=channel, marketing=False, reply=True,
+            agent=agent))
+
+    def schedule_release(self, channel: str) -> None:
+        """Give the conversation back to the bot after the agent's idle time."""
+        due = self.now + timedelta(seconds=self.ctx.agent_idle_release)
+        waits.schedule(self.doc, f"release:{channel}", due,
+                       {"type": "agent.idle_release", "channel": channel})

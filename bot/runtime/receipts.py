@@ -1,0 +1,77 @@
+"""Providers' delivery receipts (sent, delivered, read, failed) onto the timeline.
+
+A receipt is an inbox item of kind ``receipt``. It is never decided: no
+lease, no flow, no customer document. It only moves the status of the
+message it names, found by the provider's id, so this path stays cheap
+(WhatsApp sends up to three receipts per message): one bulk write for a
+whole pass of receipts, plus one write to mark them done.
+
+Durability (see ``bot.infra.database``): receipts and their done marks are
+written without a journal sync; losing one repeats no send and loses no
+input (``Database.unjournaled`` says why).
+"""
+
+from __future__ import annotations
+
+from pymongo import UpdateOne
+
+from bot.infra.database import Database, find_in, update_each
+from bot.types import Doc
+
+# How far along a message is; a receipt never moves it back (read stays read).
+STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
+RECEIPT_ATTEMPTS = 5  # passes a receipt waits for its message's provider id
+
+
+def receipt_update(receipt: Doc) -> UpdateOne:
+    """The update of one receipt, filtered on the indexed provider id alone.
+
+    The history always grows; the status only moves forward.
+    """
+    entry: Doc = {"status": receipt["status"], "at": receipt["at"]}
+    if receipt.get("error_code"):
+        entry["error"] = f"{receipt['error_code']}: {receipt.get('error_message') or ''}"
+    rank = STATUS_RANK.get(receipt["status"], 0)
+    ahead = {"$lt": [{"$ifNull": ["$status_rank", 0]}, rank]}
+    changes: Doc = {
+        "status_history": {"$concatArrays": [{"$ifNull": ["$status_history", []]},
+                                             [{"$literal": entry}]]},
+        "status": {"$cond": [ahead, receipt["status"], "$status"]},
+        "status_rank": {"$max": [{"$ifNull": ["$status_rank", 0]}, rank]},
+    }
+    if "error" in entry:
+        changes["error"] = {"$cond": [ahead, entry["error"], "$error"]}
+    return UpdateOne({"provider_id": receipt["provider_id"]}, [{"$set": changes}])
+
+
+async def apply_receipts(database: Database, items: list[Doc]) -> int:
+    """Apply a pass of receipts in one bulk write; returns how many are done.
+
+    A receipt that arrives before the send recorded the provider's id is
+    tried again on later passes, then kept as done.
+    """
+    if not items:
+        return 0
+    operations = [receipt_update(item["payload"]) for item in items]
+    written = await database.unjournaled("messages").bulk_write(operations, ordered=False)
+    done, retry = [], []
+    if written.matched_count >= len(operations):
+        done = [item["_id"] for item in items]
+    else:
+        # Find which receipts matched nothing (rare: only early ones).
+        known = {doc["provider_id"] async for doc in find_in(
+            database.messages, "provider_id", [i["payload"]["provider_id"] for i in items],
+            {"provider_id": 1})}
+        for item in items:
+            if item["payload"]["provider_id"] in known or item.get(
+                    "attempts", 0) + 1 >= RECEIPT_ATTEMPTS:
+                done.append(item["_id"])
+            else:
+                retry.append(item["_id"])
+    inbox = database.unjournaled("inbox")
+    if done:
+        await update_each(inbox, done, {"$set": {"state": "done"}})
+    if retry:
+        # Unmatched receipts were pushed nowhere; try them again next pass.
+        await update_each(inbox, retry, {"$inc": {"attempts": 1}})
+    return len(done)
