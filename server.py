@@ -2,8 +2,10 @@
 
 Wiring only: routes, middlewares and long-lived resources (database, runtime
 loops, provider clients) as ``cleanup_ctx`` generators, torn down in reverse
-order. Handlers live next to what they serve (``bot/http_*.py``,
-``channels/webhooks.py``, ``store_events/webhooks.py``).
+order. Handlers live next to what they serve (``bot/http/``,
+``channels/webhooks.py``, ``store_events/webhooks.py``). This is where the
+edges are wired in: ``bot/`` imports no provider or store, and the runtime
+gets the registry's channels through the ``CHANNELS`` app key.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings, format_settings_error
 
 log = logging.getLogger("chasqui")
+MAX_ADVANCE = 100 * 365 * 86400  # seconds one clock advance may move
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -60,6 +63,8 @@ async def advance_clock(request: web.Request) -> web.Response:
     seconds = body.get("seconds") if isinstance(body, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         return json_error(400, "seconds: a number >= 0 is required")
+    if seconds > MAX_ADVANCE:  # datetimes end at year 9999; a fuzz run found the 500
+        return json_error(400, f"seconds: at most {MAX_ADVANCE} (100 years) at a time")
     now = await request.app[RUNTIME].advance(float(seconds))
     return web.json_response({"now": now.isoformat().replace("+00:00", "Z")})
 
@@ -67,6 +72,7 @@ async def advance_clock(request: web.Request) -> web.Response:
 def create_app(settings: Settings) -> web.Application:
     """The whole service as an aiohttp application (used by ``main`` and tests)."""
     from bot.http.agent_api import add_api_routes
+    from bot.http.console import add_console_routes
     from bot.runtime.loops import runtime_context
     from channels.webhooks import add_channel_routes
     from store_events.webhooks import add_store_routes
@@ -91,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
     add_channel_routes(app)  # also opens the channels (cleanup_ctx)
     add_store_routes(app)
     add_api_routes(app)
+    add_console_routes(app)
     app.cleanup_ctx.append(runtime_context)  # last: it needs the database and channels
     return app
 
@@ -110,6 +117,18 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server(address, family=family, backlog=128)
 
 
+# Libraries whose INFO lines carry secrets: aiohttp's access log has query
+# strings (WhatsApp's hub.verify_token), httpx logs every URL it calls and
+# the Bot API's URLs hold the Telegram bot token (stress/security.py found it).
+QUIET_LOGGERS = ("aiohttp.access", "httpx")
+
+
+def quiet_loggers() -> None:
+    """Only warnings from the libraries of :data:`QUIET_LOGGERS`, whatever ``LOG_LEVEL`` is."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main() -> None:
     """Read the environment, validate it, and serve until SIGINT/SIGTERM."""
     try:
@@ -121,7 +140,7 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    quiet_loggers()
     try:
         sock = listen(settings.host, settings.port)
     except OSError as exc:

@@ -1,4 +1,8 @@
-"""Typed application keys shared by the HTTP handlers (no string keys)."""
+"""Typed application keys shared by the HTTP handlers (no string keys).
+
+Only core types: the channels are held as the core's :class:`Channel`
+protocol; an edge's own key (the store adapters) lives with the edge.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,12 @@ from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.core.channel import Channel
     from bot.runtime.loops import Runtime
-    from channels.base import Channel
-    from store_events.base import StoreAdapter
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", SystemClock | VirtualClock)
 METRICS = web.AppKey("metrics", Metrics)
 DATABASE = web.AppKey("database", Database)
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
-CHANNELS: web.AppKey[dict[str, Channel]] = web.AppKey("channels")
-STORE_ADAPTERS: web.AppKey[dict[str, StoreAdapter]] = web.AppKey("store_adapters")
+CHANNELS: web.AppKey[dict[str, Channel]] = web.AppKey("channels")  # the registry's order

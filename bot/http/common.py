@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -10,8 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 
+from bot.http.agents import ACTOR, TOKEN_ACTOR
 from bot.http.appkeys import METRICS, SETTINGS
+from bot.http.sessions import csrf_ok, current_session, session_actor
 from bot.infra.settings import secret
 
 log = logging.getLogger(__name__)
@@ -19,6 +23,11 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 1024 * 1024
 PROTECTED_PREFIXES = ("/api/", "/admin/")
+# How long an input may take to be stored before the answer is 503. Below
+# the shortest provider timeout (Shopify gives a webhook 5 s), so the
+# provider hears "retry" rather than timing out; far above an insert's
+# milliseconds, even under a burst (the load run's p99 is in README, "Stress").
+INTAKE_SECONDS = 3.0
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -26,11 +35,47 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+def database_unavailable() -> web.Response:
+    """503: the input was not (known to be) stored, so the provider must retry."""
+    return json_error(503, "database unavailable")
+
+
+def bounded(request: web.Request) -> bool:
+    """Whether a request gets at most ``INTAKE_SECONDS`` (inputs: every POST but /admin/)."""
+    return request.method == "POST" and not request.path.startswith("/admin/")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every error as JSON; never let an exception crash a request."""
+    """Answer every error as JSON; never let an exception crash a request.
+
+    A database that is away (paused, partitioned, restarting) answers no
+    socket error: the driver waits on the open connection indefinitely, and
+    webhooks used to hang until it came back (10 s paused: 10 s hung, then
+    200) or the provider gave up. So an input gets ``INTAKE_SECONDS`` to be
+    stored; after that, or on the driver's connection errors, the answer is
+    503 ``{"error": "database unavailable"}``, which every provider retries.
+    An insert still in flight may land after the 503; the retry is then a
+    duplicate, so nothing is acknowledged that was not stored and nothing
+    stored is lost.
+    """
     try:
-        return await handler(request)
+        if not bounded(request):
+            return await handler(request)
+        timeout = asyncio.timeout(INTAKE_SECONDS)
+        try:
+            async with timeout:
+                return await handler(request)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            log.warning("%s %s: not stored within %g s; answered 503", request.method,
+                        request.path, INTAKE_SECONDS)
+            return database_unavailable()
+    except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
+        log.warning("%s %s: database unavailable (%s)", request.method, request.path,
+                    type(exc).__name__)
+        return database_unavailable()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -45,17 +90,34 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer ``ADMIN_TOKEN`` on ``/api/*`` and ``/admin/*``; unset token locks them."""
+    """Who may call ``/api/*`` and ``/admin/*``, recorded as the request's :class:`Actor`.
+
+    - ``Authorization: Bearer ADMIN_TOKEN``: automation, with an admin's rights
+      (an unset token locks this way in);
+    - on ``/api/*`` only, a console session cookie: the signed-in agent. A
+      change (any method but GET/HEAD) must also carry the session's CSRF
+      token as ``X-CSRF-Token``, since browsers send cookies by themselves.
+    """
     if request.path.startswith(PROTECTED_PREFIXES):
-        expected = secret(request.app[SETTINGS].admin_token)
         given = request.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if (
-            not expected
-            or scheme.lower() != "bearer"
-            or not hmac.compare_digest(token.strip().encode(), expected.encode())
-        ):
-            return json_error(401, "missing or wrong bearer token")
+        if given or not request.path.startswith("/api/"):
+            expected = secret(request.app[SETTINGS].admin_token)
+            scheme, _, token = given.partition(" ")
+            if (
+                not expected
+                or scheme.lower() != "bearer"
+                or not hmac.compare_digest(token.strip().encode(), expected.encode())
+            ):
+                return json_error(401, "missing or wrong bearer token")
+            request[ACTOR] = TOKEN_ACTOR
+        else:
+            actor = await session_actor(request)
+            if actor is None:
+                return json_error(401, "missing or wrong bearer token or session")
+            if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(
+                    await current_session(request), request.headers.get("X-CSRF-Token")):
+                return json_error(403, "missing or wrong X-CSRF-Token")
+            request[ACTOR] = actor
     return await handler(request)
 
 

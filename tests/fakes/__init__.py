@@ -23,6 +23,7 @@ The fakes live in :mod:`tests.fakes.whatsapp`, :mod:`tests.fakes.twilio` and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict, deque
@@ -70,6 +71,7 @@ class Failure:
     retry_after: float | None = None
     times: int = 1
     only: str | None = None  # e.g. a Telegram method name; None matches every call
+    delay: float = 0.0  # seconds before answering; with status 0 the call then succeeds
 
 
 @dataclass
@@ -90,6 +92,7 @@ class FakeProvider:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.sent: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.ids: list[str] = []  # provider ids of accepted messages (for status webhooks)
         self.url = ""
         self._failures: deque[Failure] = deque()
         self._runner: web.AppRunner | None = None
@@ -134,6 +137,7 @@ class FakeProvider:
         """Forget what was received and any failures still scripted."""
         self.requests.clear()
         self.sent.clear()
+        self.ids.clear()
         self._failures.clear()
 
     # -- failures ----------------------------------------------------------------
@@ -150,6 +154,31 @@ class FakeProvider:
                     self._failures.remove(failure)
                 return failure
         return None
+
+    def slow_next(self, seconds: float, times: int = 1, only: str | None = None) -> None:
+        """Answer the next ``times`` calls normally, but only after ``seconds``.
+
+        Longer than the client's own timeout, this is a provider that times
+        out: a client that gave up meanwhile finds nothing recorded as sent
+        (a real provider may have sent it; the fake keeps the honest case).
+        """
+        self._script(Failure(0, delay=seconds, times=times, only=only))
+
+    async def _scripted(self, request: web.Request, name: str = "") -> Failure | None:
+        """The scripted error to answer this call with, after any scripted delay.
+
+        None means: answer normally. A slow call whose client went away while
+        it waited is answered with an error nobody reads, and is not recorded.
+        """
+        failure = self._take_failure(name)
+        if failure is None:
+            return None
+        if failure.delay:
+            await asyncio.sleep(failure.delay)
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return Failure(499, message="client closed the connection")
+        return failure if failure.status else None
 
     # -- recording ---------------------------------------------------------------
 

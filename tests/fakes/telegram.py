@@ -110,7 +110,7 @@ class FakeTelegram(FakeProvider):
         handler = self._methods.get(name)
         if handler is None:
             return self.error_response(404)
-        failure = self._take_failure(name)
+        failure = await self._scripted(request, name)
         if failure is not None:
             return self.error_response(failure.status, failure.message, failure.retry_after)
         params: dict[str, Any] = dict(record.query)

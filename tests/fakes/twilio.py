@@ -101,7 +101,7 @@ class FakeTwilio(FakeProvider):
             return self.error_response(401, 20003)
         if request.match_info["account_sid"] != self.account_sid:
             return self.error_response(404, 20404)
-        failure = self._take_failure()
+        failure = await self._scripted(request)
         if failure is not None:
             return self.error_response(
                 failure.status, failure.code or 20500, failure.message, failure.retry_after)
@@ -119,6 +119,7 @@ class FakeTwilio(FakeProvider):
         resource = self._resource(form)
         self.messages[resource["sid"]] = {**resource, "status_callback": form.get("StatusCallback")}
         self.sent[to].append(resource)
+        self.ids.append(resource["sid"])
         return web.json_response(resource, status=201)
 
     async def _fetch(self, request: web.Request) -> web.Response:

@@ -114,7 +114,7 @@ class FakeWhatsApp(FakeProvider):
             return self.error_response(
                 400, 100, f"Unsupported post request. Object with ID "
                 f"'{request.match_info['phone_id']}' does not exist.")
-        failure = self._take_failure()
+        failure = await self._scripted(request)
         if failure is not None:
             return self.error_response(
                 failure.status, failure.code or 100, failure.message, failure.retry_after)
@@ -135,6 +135,7 @@ class FakeWhatsApp(FakeProvider):
             contact = {"input": body["recipient"], "user_id": body["recipient"]}
             key = body["recipient"]
         self.sent[key].append(body)
+        self.ids.append(wamid)
         sent: dict[str, Any] = {"id": wamid}
         if body.get("type") == "template":
             sent["message_status"] = "accepted"
