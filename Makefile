@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint fakes clean
+.PHONY: install run test bench stress lint fakes clean
 
 # (Re)install only when the venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -24,11 +24,17 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.outbound
+	$(BIN)/python -m bench.stats
+
+# Crash, fault, fuzz, consent, load and security figures in one table (README, "Stress").
+stress: install
+	$(BIN)/python -m stress
 
 lint: install
 	$(BIN)/ruff check .

@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     """The whole service as an aiohttp application (used by ``main`` and tests)."""
     from bot.http.agent_api import add_api_routes
     from bot.http.console import add_console_routes
+    from bot.http.stats_api import add_stats_routes
     from bot.runtime.loops import runtime_context
     from channels.webhooks import add_channel_routes
     from store_events.webhooks import add_store_routes
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> web.Application:
     add_channel_routes(app)  # also opens the channels (cleanup_ctx)
     add_store_routes(app)
     add_api_routes(app)
+    add_stats_routes(app)
     add_console_routes(app)
     app.cleanup_ctx.append(runtime_context)  # last: it needs the database and channels
     return app

@@ -52,7 +52,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,8 @@ async def section_replies(args: argparse.Namespace) -> Doc:
     n = args.customers
     async with open_runtime(args.uri, [SURVEY], SystemClock(), loops=False,
                             name="bench_replies") as env:
+        if args.no_stats:  # to measure what the flow counters cost (bench.stats)
+            env.runtime.processor.stats = env.runtime.sender.stats = False
         started = time.perf_counter()
         await clone_customers(env, SURVEY, n)
         setup_s = time.perf_counter() - started
@@ -312,15 +314,15 @@ async def section_waits(args: argparse.Namespace) -> Doc:
     }
 
 
-def per_wait_ms(before: tuple[float, float | None], after: tuple[float, float | None],
-                sent: int) -> Doc:
+def per_wait_ms(before: tuple[float | None, float | None],
+                after: tuple[float | None, float | None], sent: int) -> Doc:
     """CPU per wait fired and sent, for the service and the database server.
 
     The service's share bounds the lateness from below: one worker cannot
     decide and send ``n`` waits in less than ``n`` times it, however fast
     the database is.
     """
-    if not sent:
+    if not sent or before[0] is None or after[0] is None:
         return {}
     service = (after[0] - before[0]) * 1000 / sent
     figures: Doc = {"service": round(service, 2)}
@@ -363,7 +365,7 @@ async def section_rss(args: argparse.Namespace) -> Doc:
             "key_cache_entries": key_cache, "problems": problems, "over_budget": slow}
 
 
-SECTION_RUNNERS: dict[str, Callable[[argparse.Namespace], Awaitable[Doc]]] = {
+SECTION_RUNNERS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, Doc]]] = {
     "replies": section_replies, "waits": section_waits, "rss": section_rss}
 
 
@@ -377,6 +379,8 @@ def run_child(section: str, uri: str, args: argparse.Namespace, db_pid: int | No
                "--budget", str(args.budget)]
     if args.lead is not None:
         command += ["--lead", str(args.lead)]
+    if args.no_stats:
+        command.append("--no-stats")
     if db_pid is not None:
         command += ["--db-pid", str(db_pid)]
     started = time.perf_counter()
@@ -578,6 +582,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lead", type=float, default=None,
                         help="seconds from the template customer to T, enough to insert the "
                              "clones (default 2 + waits/1000)")
+    parser.add_argument("--no-stats", action="store_true",
+                        help="replies without the flow counters (bench.stats compares)")
     parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="run only this section (repeatable)")
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)

@@ -47,7 +47,7 @@ from bot.core.customers import add_keys, identity_keys, new_customer, pick_custo
 from bot.core.decide import Decider, Outcome
 from bot.core.flows import Flow
 from bot.core.inputs import ChannelName, CustomerInfo, InboundMessage, StoreEvent
-from bot.infra.clock import VirtualClock
+from bot.infra.clock import Clock, VirtualClock
 from bot.infra.database import Database, make_client
 from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings
@@ -105,7 +105,7 @@ class CollectingChannel:
     templates exactly as in the service.
     """
 
-    def __init__(self, traits: ChannelTraits, clock: VirtualClock, log: list[Sent]) -> None:
+    def __init__(self, traits: ChannelTraits, clock: Clock, log: list[Sent]) -> None:
         self.traits = traits
         self.name = traits.name
         self.title = traits.title

@@ -19,6 +19,7 @@ from bot.core.errors import BadPayload, BadSignature
 from bot.http.appkeys import CHANNELS, CLOCK, RUNTIME, SETTINGS
 from bot.http.common import json_error
 from channels.registry import build_channels
+from channels.whatsapp import WhatsAppChannel
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,11 @@ def _text(body: bytes) -> str:
 async def whatsapp_handshake(request: web.Request) -> web.Response:
     """Meta's GET verification: echo ``hub.challenge`` when the token matches."""
     channel = request.app[CHANNELS].get("whatsapp")
-    if channel is None:
+    if not isinstance(channel, WhatsAppChannel):
         return _off("whatsapp")
     query = request.query
     try:
-        challenge = channel.verify_handshake(  # type: ignore[attr-defined]
+        challenge = channel.verify_handshake(
             query.get("hub.mode", ""), query.get("hub.verify_token", ""),
             query.get("hub.challenge", ""))
     except BadSignature:

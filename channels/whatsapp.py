@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from multidict import CIMultiDict
-from pywa_async import WhatsApp
+from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
-from pywa_async.types import Button, Section, SectionList, SectionRow
+from pywa_async.types.callback import Button, Section, SectionList, SectionRow
+from pywa_async.types.sent_update import SentMessage
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
 from bot.core.inputs import InboundMessage
@@ -254,6 +255,7 @@ class WhatsAppChannel(WhatsAppTraits):
             The ``wamid`` of the sent message.
         """
         to = _recipient(message)
+        sent: SentMessage
         try:
             if message.template is not None:
                 template = message.template
@@ -261,7 +263,10 @@ class WhatsAppChannel(WhatsAppTraits):
                     to=to,
                     name=template.name,
                     language=_template_language(template.language),
-                    params=[BodyText.params(*template.params)] if template.params else None,
+                    # pywa 4.5 declares BodyText.params without @staticmethod, so mypy
+                    # reads the first parameter as ``self``.
+                    params=([BodyText.params(*template.params)]  # type: ignore[arg-type]
+                            if template.params else None),
                 )
             elif message.text is None:
                 raise PermanentSendError("empty", "an outbound message needs text or a template")

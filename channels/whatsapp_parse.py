@@ -20,15 +20,12 @@ import warnings
 from datetime import UTC, datetime
 from typing import Any
 
-from pywa_async import WhatsApp
+from pywa_async.client import WhatsApp
 from pywa_async.errors import PywaUnknownEnumMemberWarning
-from pywa_async.types import (
-    CallbackButton,
-    CallbackSelection,
-    Message,
-    MessageStatus,
-    RawUpdate,
-)
+from pywa_async.types.base_update import RawUpdate
+from pywa_async.types.callback import CallbackButton, CallbackSelection
+from pywa_async.types.message import Message
+from pywa_async.types.message_status import MessageStatus
 
 from bot.core.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
 from channels.base import Parsed
@@ -38,7 +35,9 @@ from channels.json_body import load_json
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "location"})
 STATES: frozenset[DeliveryState] = frozenset({"sent", "delivered", "read", "failed"})
 
-PywaParser = type[Message] | type[CallbackButton] | type[CallbackSelection] | type[MessageStatus]
+# Any: the parsers are only run to validate; their callback data is never read.
+PywaParser = (type[Message] | type[CallbackButton[Any]] | type[CallbackSelection[Any]]
+              | type[MessageStatus[Any]])
 
 
 def parse_webhook(body: bytes, client: WhatsApp) -> Parsed:

@@ -7,14 +7,18 @@
 - Re-entry: after 300 days, so once a year.
 - WhatsApp: outside the 24-hour window the greeting goes out as the approved
   template ``birthday_greeting`` (first name, code).
+
+```mermaid
+stateDiagram-v2
+    [*] --> greeting: customer.birthday
+    greeting --> [*]: greeted
+```
 """
 
 from __future__ import annotations
 
-from durable.lang import m, ruleset, when_all
-
 from bot.commands import customer, days, exit_flow, issue_code, send
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 
 TEXTS = {
     "es": "¡Feliz cumpleaños, {name}! 🎂 Te regalamos un 15% con el código {code}.",
@@ -27,13 +31,18 @@ FLOW = Flow(
     triggers=("customer.birthday",),
     reentry_after=days(300),
     templates={"greeting": "birthday_greeting"},
+    steps={"greeting": "send"},
+    edges=(
+        ("started", "greeting", "customer.birthday"),
+        ("greeting", "exit:greeted"),
+    ),
     description="A birthday greeting with a single-use code.",
 )
 
 with ruleset(FLOW.name):
 
     @when_all(m.type == "customer.birthday")
-    def greet(c):  # type: ignore[no-untyped-def]
+    def greet(c):
         facts = customer(c)
         name = facts["first_name"] or ""
         code = issue_code(c, "birthday")

@@ -39,27 +39,42 @@ the reminder; "yes" keeps listening 24 h so the offered help is real.
 stateDiagram-v2
     [*] --> interested: cart.abandoned
     interested --> link: yes
-    interested --> question: question / free text
+    interested --> question: a question
+    interested --> faq: free text
+    interested --> handoff_notice: free text, unsure
     interested --> why: no thanks
-    interested --> reminder: 24 h without reply
-    link --> question: customer writes
-    link --> [*]: 24 h (link_sent)
+    interested --> reminder: 24 h
+    interested --> thanks: order.placed
+    interested --> [*]: 5 days, any step (expired)
     reminder --> link: yes
-    reminder --> question: customer writes
+    reminder --> question: a question
+    reminder --> faq: writes
     reminder --> why: no
+    reminder --> thanks: order.placed
     reminder --> [*]: 48 h (no_reply)
-    question --> question: FAQ answer + "anything else?"
-    question --> [*]: unsure, handoff / done / 24 h idle
-    why --> [*]: reason recorded, thanks (declined)
-    interested --> [*]: order.placed for this checkout (purchased)
+    link --> faq: writes
+    link --> thanks: order.placed
+    link --> [*]: 24 h (link_sent)
+    question --> faq: FAQ answer
+    question --> question: yes, more
+    question --> handoff_notice: unsure
+    question --> close: no, thanks
+    question --> [*]: 24 h (chat_idle)
+    faq --> question: anything else?
+    handoff_notice --> handoff
+    handoff --> [*]: handoff
+    close --> [*]: chat_done
+    why --> reason: a reason
+    why --> [*]: 24 h (declined)
+    reason --> thanks_reason
+    thanks_reason --> [*]: declined
+    thanks --> [*]: purchased
 ```
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from durable.lang import m, ruleset, when_all
 
 from bot.commands import (
     after,
@@ -73,7 +88,7 @@ from bot.commands import (
     set_attr,
     step,
 )
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 from rules._faq import best_topic, match_faq
 from rules._texts import NO, YES, answer, locale_of, say, template_name, words
 
@@ -175,6 +190,54 @@ FLOW = Flow(
         "thanks": "cart_recovery_thanks",
     },
     receives_messages=True,
+    steps={
+        "interested": "ask",
+        "link": "send",
+        "reminder": "send",
+        "question": "ask",
+        "faq": "record",
+        "handoff_notice": "send",
+        "handoff": "handoff",
+        "close": "send",
+        "why": "ask",
+        "reason": "record",
+        "thanks_reason": "send",
+        "thanks": "send",
+    },
+    edges=(
+        ("started", "interested", "cart.abandoned"),
+        ("interested", "link", "yes"),
+        ("interested", "question", "a question"),
+        ("interested", "faq", "free text"),
+        ("interested", "handoff_notice", "free text, unsure"),
+        ("interested", "why", "no thanks"),
+        ("interested", "reminder", "24 h"),
+        ("interested", "thanks", "order.placed"),
+        ("interested", "exit:expired", "5 days, any step"),
+        ("reminder", "link", "yes"),
+        ("reminder", "question", "a question"),
+        ("reminder", "faq", "writes"),
+        ("reminder", "why", "no"),
+        ("reminder", "thanks", "order.placed"),
+        ("reminder", "exit:no_reply", "48 h"),
+        ("link", "faq", "writes"),
+        ("link", "thanks", "order.placed"),
+        ("link", "exit:link_sent", "24 h"),
+        ("question", "faq", "FAQ answer"),
+        ("question", "question", "yes, more"),
+        ("question", "handoff_notice", "unsure"),
+        ("question", "close", "no, thanks"),
+        ("question", "exit:chat_idle", "24 h"),
+        ("faq", "question", "anything else?"),
+        ("handoff_notice", "handoff"),
+        ("handoff", "exit:handoff"),
+        ("close", "exit:chat_done"),
+        ("why", "reason", "a reason"),
+        ("why", "exit:declined", "24 h"),
+        ("reason", "thanks_reason"),
+        ("thanks_reason", "exit:declined"),
+        ("thanks", "exit:purchased"),
+    ),
     description="Abandoned checkout: ask, answer questions, one reminder with a code.",
 )
 
@@ -302,7 +365,7 @@ def reason_of(c: Any) -> str:
 with ruleset(FLOW.name):
 
     @when_all(m.type == "order.placed")
-    def order_placed(c):  # type: ignore[no-untyped-def]
+    def order_placed(c):
         checkout_id = str(c.m.checkout_id or "")
         if checkout_id and checkout_id in (c.s.checkouts or []):
             send(c, say(c, TEXTS, "thanks"), step="thanks")
@@ -310,7 +373,7 @@ with ruleset(FLOW.name):
         # another checkout's order: this cart is still open
 
     @when_all(m.type == "cart.abandoned")
-    def cart_abandoned(c):  # type: ignore[no-untyped-def]
+    def cart_abandoned(c):
         first = c.s.checkouts is None
         remember_cart(c)
         if first:
@@ -318,7 +381,7 @@ with ruleset(FLOW.name):
             ask_interested(c)
 
     @when_all((m.type == "timeout") & (m.question == "interested"))
-    def no_reply(c):  # type: ignore[no-untyped-def]
+    def no_reply(c):
         if c.s.phase != "asked":
             return
         code = issue_code(c, "cart")
@@ -328,30 +391,30 @@ with ruleset(FLOW.name):
         listen(c, "reminded", LISTEN_AFTER_REMINDER)
 
     @when_all((m.type == "timeout") & (m.question == "question"))
-    def chat_idle(c):  # type: ignore[no-untyped-def]
+    def chat_idle(c):
         if c.s.phase == "chat":
             exit_flow(c, "chat_idle")
 
     @when_all((m.type == "timeout") & (m.question == "reason"))
-    def reason_not_given(c):  # type: ignore[no-untyped-def]
+    def reason_not_given(c):
         if c.s.phase == "reason":
             exit_flow(c, "declined")
 
     @when_all(m.type == "cart.quiet")
-    def quiet(c):  # type: ignore[no-untyped-def]
+    def quiet(c):
         if c.m.phase == c.s.phase:
             exit_flow(c, "no_reply" if c.s.phase == "reminded" else "link_sent")
 
     @when_all(m.type == "cart.expired")
-    def expired(c):  # type: ignore[no-untyped-def]
+    def expired(c):
         exit_flow(c, "expired")
 
     @when_all((m.type == "message") & (m.question == "interested"))
-    def interested_reply(c):  # type: ignore[no-untyped-def]
+    def interested_reply(c):
         on_interest(c)
 
     @when_all((m.type == "message") & (m.question == "question"))
-    def question_reply(c):  # type: ignore[no-untyped-def]
+    def question_reply(c):
         if answer(c, DONE) == "done":
             send(c, say(c, TEXTS, "close", url=c.s.url), step="close")
             exit_flow(c, "chat_done")
@@ -361,7 +424,7 @@ with ruleset(FLOW.name):
             answer_question(c)
 
     @when_all((m.type == "message") & (m.question == "reason"))
-    def reason_reply(c):  # type: ignore[no-untyped-def]
+    def reason_reply(c):
         reason = reason_of(c)
         typed = {} if c.m.choice else {"text": str(c.m.text or "")}
         step(c, "reason", reason, **typed)
@@ -370,6 +433,6 @@ with ruleset(FLOW.name):
         exit_flow(c, "declined")
 
     @when_all(m.type == "message")
-    def message_while_listening(c):  # type: ignore[no-untyped-def]
+    def message_while_listening(c):
         # After the link or the reminder (no question pending), or a late tap on step 1.
         on_interest(c)

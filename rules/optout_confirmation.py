@@ -25,10 +25,18 @@
 ```mermaid
 stateDiagram-v2
     [*] --> confirm_question: optout.requested
-    confirm_question --> [*]: yes / STOP again, revoked + confirmation
-    confirm_question --> [*]: no, "you stay subscribed" (kept)
-    confirm_question --> confirm_question: unclear (once)
-    confirm_question --> [*]: 24 h, nothing changes (no_answer)
+    confirm_question --> confirm_question: STOP on another channel
+    confirm_question --> revoked: yes / STOP again
+    confirm_question --> confirm: no
+    confirm_question --> confirm_reask: unclear
+    confirm_question --> [*]: 24 h (no_answer)
+    confirm_question --> [*]: 3 days (expired)
+    confirm_reask --> revoked: yes
+    confirm_reask --> confirm: no / unclear
+    confirm_reask --> [*]: 24 h (no_answer)
+    confirm --> kept
+    kept --> [*]: kept
+    revoked --> [*]: revoked
 ```
 """
 
@@ -36,10 +44,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable.lang import m, ruleset, when_all
-
 from bot.commands import after, ask, days, exit_flow, hours, send, set_consent, step
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 from rules._texts import NO, YES, answer, say
 
 TEXTS = {
@@ -82,6 +88,28 @@ FLOW = Flow(
     triggers=("optout.requested",),
     reentry_after=0,
     marketing=False,
+    steps={
+        "confirm_question": "ask",
+        "confirm_reask": "ask",
+        "confirm": "record",
+        "revoked": "send",
+        "kept": "send",
+    },
+    edges=(
+        ("started", "confirm_question", "optout.requested"),
+        ("confirm_question", "confirm_question", "STOP on another channel"),
+        ("confirm_question", "revoked", "yes / STOP again"),
+        ("confirm_question", "confirm", "no"),
+        ("confirm_question", "confirm_reask", "unclear"),
+        ("confirm_question", "exit:no_answer", "24 h"),
+        ("confirm_question", "exit:expired", "3 days"),
+        ("confirm_reask", "revoked", "yes"),
+        ("confirm_reask", "confirm", "no / unclear"),
+        ("confirm_reask", "exit:no_answer", "24 h"),
+        ("confirm", "kept"),
+        ("kept", "exit:kept"),
+        ("revoked", "exit:revoked"),
+    ),
     description="Confirm a WhatsApp/Telegram STOP before revoking consent.",
 )
 
@@ -111,7 +139,7 @@ def revoke(c: Any) -> None:
 with ruleset(FLOW.name):
 
     @when_all(m.type == "optout.requested")
-    def optout_requested(c):  # type: ignore[no-untyped-def]
+    def optout_requested(c):
         if c.s.channel == c.m.channel:
             revoke(c)  # a second STOP while we ask: that is a yes
             return
@@ -123,7 +151,7 @@ with ruleset(FLOW.name):
             timeout=CONFIRM_TIMEOUT, transactional=True)
 
     @when_all((m.type == "message") & (m.question == "confirm"))
-    def confirmation(c):  # type: ignore[no-untyped-def]
+    def confirmation(c):
         said = answer(c, CONFIRM)
         if said == "yes":
             revoke(c)
@@ -138,9 +166,9 @@ with ruleset(FLOW.name):
                 timeout=CONFIRM_TIMEOUT, transactional=True)
 
     @when_all(m.type == "optout.expired")
-    def expired(c):  # type: ignore[no-untyped-def]
+    def expired(c):
         exit_flow(c, "expired")
 
     @when_all((m.type == "timeout") & (m.question == "confirm"))
-    def no_answer(c):  # type: ignore[no-untyped-def]
+    def no_answer(c):
         exit_flow(c, "no_answer")

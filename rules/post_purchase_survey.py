@@ -28,14 +28,24 @@ The question has no buttons: eleven options are more than a WhatsApp list
 
 ```mermaid
 stateDiagram-v2
-    [*] --> waiting: order.fulfilled
-    waiting --> nps: survey_after_days
-    nps --> nps: unreadable (nps_reask, once)
-    nps --> [*]: 3 days silent / unreadable twice
+    [*] --> nps_question: survey_after_days after order.fulfilled
+    nps_question --> nps: a score
+    nps_question --> nps_reask: unreadable
+    nps_question --> [*]: 3 days (no_answer)
+    nps_question --> [*]: 10 days (expired)
+    nps_reask --> nps: a score
+    nps_reask --> nps_unreadable: unreadable
+    nps_reask --> [*]: 3 days (no_answer)
+    nps_unreadable --> [*]: no_score
     nps --> nps_detail: 0-6
-    nps_detail --> [*]: reply, handoff (detractor)
-    nps --> [*]: 7-8 thanks (passive)
-    nps --> [*]: 9-10 review link (promoter)
+    nps --> thanks: 7-8
+    nps --> review: 9-10
+    nps_detail --> sorry_thanks: reply
+    nps_detail --> [*]: 3 days (detractor)
+    sorry_thanks --> handoff
+    handoff --> [*]: detractor
+    thanks --> [*]: passive
+    review --> [*]: promoter
 ```
 """
 
@@ -44,10 +54,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from durable.lang import m, ruleset, when_all
-
 from bot.commands import after, ask, config, days, exit_flow, handoff, send, set_attr, step
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 from rules._texts import say, template_name
 
 TEXTS = {
@@ -98,6 +106,37 @@ FLOW = Flow(
     reentry_after=days(30),
     marketing=True,
     templates={"nps_question": "post_purchase_nps"},
+    steps={
+        "nps_question": "ask",
+        "nps_reask": "ask",
+        "nps_unreadable": "record",
+        "nps": "record",
+        "nps_detail": "ask",
+        "sorry_thanks": "send",
+        "handoff": "handoff",
+        "thanks": "send",
+        "review": "send",
+    },
+    edges=(
+        ("started", "nps_question", "survey_after_days after order.fulfilled"),
+        ("nps_question", "nps", "a score"),
+        ("nps_question", "nps_reask", "unreadable"),
+        ("nps_question", "exit:no_answer", "3 days"),
+        ("nps_question", "exit:expired", "10 days"),
+        ("nps_reask", "nps", "a score"),
+        ("nps_reask", "nps_unreadable", "unreadable"),
+        ("nps_reask", "exit:no_answer", "3 days"),
+        ("nps_unreadable", "exit:no_score"),
+        ("nps", "nps_detail", "0-6"),
+        ("nps", "thanks", "7-8"),
+        ("nps", "review", "9-10"),
+        ("nps_detail", "sorry_thanks", "reply"),
+        ("nps_detail", "exit:detractor", "3 days"),
+        ("sorry_thanks", "handoff"),
+        ("handoff", "exit:detractor"),
+        ("thanks", "exit:passive"),
+        ("review", "exit:promoter"),
+    ),
     description="NPS some days after delivery; detractors go to a person.",
 )
 
@@ -167,7 +206,7 @@ def parse_score(text: str | None) -> int | None:
 with ruleset(FLOW.name):
 
     @when_all(m.type == "order.fulfilled")
-    def order_fulfilled(c):  # type: ignore[no-untyped-def]
+    def order_fulfilled(c):
         if c.s.order_id:
             return  # one survey per run
         c.s.order_id = str(c.m.order_id or "?")
@@ -176,20 +215,20 @@ with ruleset(FLOW.name):
         after(c, wait + MAX_ANSWERING, {"type": "survey.expired"}, key="expire")
 
     @when_all(m.type == "survey.due")
-    def survey_due(c):  # type: ignore[no-untyped-def]
+    def survey_due(c):
         ask(c, say(c, TEXTS, "nps"), name="nps", step="nps_question", timeout=ANSWER_TIMEOUT,
             template=(FLOW.templates["nps_question"], [template_name(c, TEXTS)]))
 
     @when_all(m.type == "survey.expired")
-    def expired(c):  # type: ignore[no-untyped-def]
+    def expired(c):
         exit_flow(c, "expired")
 
     @when_all((m.type == "timeout") & (m.question == "nps"))
-    def no_answer(c):  # type: ignore[no-untyped-def]
+    def no_answer(c):
         exit_flow(c, "no_answer")
 
     @when_all((m.type == "message") & (m.question == "nps"))
-    def score_given(c):  # type: ignore[no-untyped-def]
+    def score_given(c):
         score = parse_score(c.m.text)
         if score is None and not c.s.reasked:
             c.s.reasked = True
@@ -212,11 +251,11 @@ with ruleset(FLOW.name):
                 exit_flow(c, "promoter")
 
     @when_all((m.type == "message") & (m.question == "nps_detail"))
-    def what_went_wrong(c):  # type: ignore[no-untyped-def]
+    def what_went_wrong(c):
         send(c, say(c, TEXTS, "sorry_thanks"), step="sorry_thanks")  # before the agent holds it
         handoff(c, f"NPS {c.s.score}: {str(c.m.text or '').strip() or '(no text)'}")
         exit_flow(c, "detractor")
 
     @when_all((m.type == "timeout") & (m.question == "nps_detail"))
-    def detail_not_given(c):  # type: ignore[no-untyped-def]
+    def detail_not_given(c):
         exit_flow(c, "detractor")

@@ -25,11 +25,16 @@
 ```mermaid
 stateDiagram-v2
     [*] --> keep_question: customer.sunset
-    keep_question --> [*]: yes, thanks (kept)
-    keep_question --> [*]: no, revoked everywhere + confirmation (declined)
-    keep_question --> keep_question: unclear (once)
-    keep_question --> [*]: unclear twice, nothing changes (unclear)
-    keep_question --> [*]: 7 days, revoked + tag marketing_paused (no_answer)
+    keep_question --> sunset: yes / no / 7 days
+    keep_question --> keep_reask: unclear
+    keep_question --> [*]: 15 days (expired)
+    keep_reask --> sunset: an answer / 7 days
+    sunset --> kept: yes
+    sunset --> declined: no, revoked everywhere
+    sunset --> [*]: 7 days, revoked, tag marketing_paused (no_answer)
+    sunset --> [*]: unclear twice (unclear)
+    kept --> [*]: kept
+    declined --> [*]: declined
 ```
 """
 
@@ -37,10 +42,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable.lang import m, ruleset, when_all
-
 from bot.commands import after, ask, customer, days, exit_flow, send, set_consent, step, tag
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 from rules._texts import NO, YES, answer, say, template_name
 
 TEXTS = {
@@ -85,6 +88,26 @@ FLOW = Flow(
     reentry_after=days(30),
     marketing=True,
     templates={"keep_question": "sunset_keep_subscribed"},
+    steps={
+        "keep_question": "ask",
+        "keep_reask": "ask",
+        "sunset": "record",
+        "kept": "send",
+        "declined": "send",
+    },
+    edges=(
+        ("started", "keep_question", "customer.sunset"),
+        ("keep_question", "sunset", "yes / no / 7 days"),
+        ("keep_question", "keep_reask", "unclear"),
+        ("keep_question", "exit:expired", "15 days"),
+        ("keep_reask", "sunset", "an answer / 7 days"),
+        ("sunset", "kept", "yes"),
+        ("sunset", "declined", "no, revoked everywhere"),
+        ("sunset", "exit:no_answer", "7 days, revoked, tag marketing_paused"),
+        ("sunset", "exit:unclear", "unclear twice"),
+        ("kept", "exit:kept"),
+        ("declined", "exit:declined"),
+    ),
     description="After long silence, ask whether to keep messaging; pause marketing if not.",
 )
 
@@ -113,18 +136,18 @@ def choices(c: Any) -> list[tuple[str, str]]:
 with ruleset(FLOW.name):
 
     @when_all(m.type == "customer.sunset")
-    def sunset(c):  # type: ignore[no-untyped-def]
+    def sunset(c):
         after(c, MAX_RUN, {"type": "sunset.expired"}, key="expire")
         ask(c, say(c, TEXTS, "keep"), name="keep", step="keep_question", choices=choices(c),
             timeout=ANSWER_TIMEOUT,
             template=(FLOW.templates["keep_question"], [template_name(c, TEXTS)]))
 
     @when_all(m.type == "sunset.expired")
-    def expired(c):  # type: ignore[no-untyped-def]
+    def expired(c):
         exit_flow(c, "expired")
 
     @when_all((m.type == "message") & (m.question == "keep"))
-    def keep_reply(c):  # type: ignore[no-untyped-def]
+    def keep_reply(c):
         said = answer(c, KEEP)
         if said == "yes":
             step(c, "sunset", "kept")
@@ -145,7 +168,7 @@ with ruleset(FLOW.name):
             exit_flow(c, "unclear")
 
     @when_all((m.type == "timeout") & (m.question == "keep"))
-    def no_answer(c):  # type: ignore[no-untyped-def]
+    def no_answer(c):
         channels = revoke_marketing(c, "sunset:no_answer")
         step(c, "sunset", "paused", channels=channels)
         tag(c, "marketing_paused")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -100,7 +100,7 @@ async def _unreadable(request: web.Request, name: str, body: bytes,
     return web.json_response({"ignored": True, "reason": "unreadable"})
 
 
-async def _adapters_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+async def _adapters_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE_ADAPTERS] = build_adapters(app[SETTINGS])
     yield
 

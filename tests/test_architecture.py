@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from channels.registry import CHANNEL_ORDER  # tests may import an edge; bot/ may not
+
 ROOT = Path(__file__).resolve().parents[1]
 EDGES = ("channels", "store_events", "rules")
 IMPURE = ("bot.runtime", "bot.infra.database", "bot.http", "aiohttp", "pymongo")
@@ -84,3 +86,28 @@ def test_the_core_is_pure() -> None:
         if bad:
             found[module] = bad
     assert found == {}, f"bot/core imports I/O (keep it in bot/runtime or bot/http): {found}"
+
+
+# Modules of bot/ allowed to name a channel in code, with the reason. Keep it short.
+CHANNEL_NAME_EXCEPTIONS: dict[str, str] = {
+    "bot.infra.settings": "each provider's environment variables are settings",
+}
+
+
+def channel_names_in(source: str) -> list[str]:
+    """The string constants of ``source`` that are a channel's name (docstrings aside)."""
+    return sorted({node.value for node in ast.walk(ast.parse(source))
+                   if isinstance(node, ast.Constant) and node.value in CHANNEL_ORDER})
+
+
+def test_bot_names_no_channel() -> None:
+    """What a channel is (its window, its title, its name) comes from its traits.
+
+    A ``"whatsapp"`` in ``bot/`` is provider knowledge that adding a channel
+    would have to find; the console once listed the channels and tested
+    ``channel != "whatsapp"`` for the service window.
+    """
+    found = {_name(path): names for path in _modules("bot")
+             if _name(path) not in CHANNEL_NAME_EXCEPTIONS
+             and (names := channel_names_in(path.read_text(encoding="utf-8")))}
+    assert found == {}, f"bot/ names a channel (ask ChannelTraits instead): {found}"

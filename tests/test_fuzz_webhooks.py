@@ -10,6 +10,10 @@ would mean a parser let an exception through.
 Hypothesis runs derandomized with no example database, so CI sees the same
 bodies on every run; the two bodies a fuzz run first found are explicit
 regression cases below. ``FUZZ`` keeps each route to 150 examples.
+
+The strategies live in ``tests/support/fuzzing.py``, shared with
+``stress/fuzz.py`` (every route of the app, headers and query strings too;
+``tests/stress/test_fuzz_short.py`` runs it in ``make test``).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from tests.support.fuzzing import (
     bodies,
     load,
     mutated,
-    paths,
+    store_bodies,
 )
 from tests.support.fuzzing import replace_at as _replace
 from tests.support.signing import (
@@ -319,39 +323,6 @@ async def test_a_string_mongodb_cannot_store_is_a_400_naming_it(
 
 
 # -- generated bodies, one test per route -----------------------------------------------
-
-# What MongoDB cannot hold, which the store routes must refuse wherever it is,
-# extra fields included (they are kept): the four ways a fuzz run got a 500.
-UNSTORABLE: list[Json] = [2**63, -(2**63) - 1, int("9" * 70), "\ud800", "a\udfffb", "x" * 5000,
-                          {"a\x00b": 1}, {"\ud800": 1}, "America"]
-
-
-@st.composite
-def with_extra_field(draw: st.DrawFn, fixtures: list[tuple[str, Json]]) -> tuple[str, bytes]:
-    """A mutated fixture plus a new key, in any of its objects, holding an odd value.
-
-    Sent as ASCII JSON, so a lone surrogate travels as an escape, the only
-    way a sender's body can carry one.
-    """
-    name, doc = draw(mutated(fixtures))
-    objects = [where for where in [(), *sorted(paths(doc), key=repr)]
-               if isinstance(value_at(doc, where), dict)]
-    target = value_at(doc, draw(st.sampled_from(objects)))
-    target[draw(st.text(max_size=8))] = draw(st.sampled_from(UNSTORABLE) | ODD)
-    return name, json.dumps(doc).encode()
-
-
-def value_at(doc: Json, where: tuple[Any, ...]) -> Json:
-    for key in where:
-        doc = doc[key]
-    return doc
-
-
-def store_bodies(fixtures: list[tuple[str, Json]]) -> st.SearchStrategy[tuple[str, bytes]]:
-    """:func:`bodies`, or a body with an extra field holding an odd or unstorable value."""
-    return st.one_of(bodies(fixtures), with_extra_field(fixtures))
-
-
 
 @FUZZ
 @given(case=bodies(load("data/whatsapp")))

@@ -23,6 +23,7 @@ from bot.core.compose import build_message, choose_channel, conversation_id, rec
 from bot.core.customers import facts, record_consent
 from bot.core.flows import Flow
 from bot.core.inputs import InboundMessage
+from bot.core.stats import flow_version, remember_message
 from bot.types import Doc
 
 if TYPE_CHECKING:  # the decision's types; decide.py imports this module
@@ -47,7 +48,7 @@ class Executor:
         self.now = now
         self.out = out
         # Timeline order: the service clock, never behind the customer's last message.
-        self.seq = max(doc.get("last_seq", 0), int(now.timestamp() * 1e6) * 1000)
+        self.seq: int = max(doc.get("last_seq", 0), int(now.timestamp() * 1e6) * 1000)
         self.origin: str | None = None  # the channel the customer just wrote on
 
     def next_seq(self) -> int:
@@ -62,16 +63,34 @@ class Executor:
         if flow.marketing and self.origin is None and choose_channel(
                 self.doc, self.ctx.send_policy, marketing=True) is None:
             self.out.steps.append((flow.name, "not_started_no_consent"))
+            self.out.stats.append({"kind": "skipped", **self.run_names(flow.name),
+                                   "step": "started", "reason": "consent"})
             return False
         history = self.doc.setdefault("flow_history", {}).get(flow.name, {})
         number = history.get("count", 0) + 1
         self.doc.setdefault("flows", {})[flow.name] = {
             "run": f"{flow.name}:{number}", "step": "started", "started_at": self.now,
             "n": 0, "history": [{"step": "started", "at": self.now, "outcome": "ok"}],
+            "version": flow_version(flow), "variant": None,
         }
         self.doc.setdefault("engine", {}).pop(flow.name, None)
         self.out.steps.append((flow.name, "started"))
+        names = self.run_names(flow.name)
+        self.out.stats += [{"kind": "started", **names},
+                           {"kind": "reached", **names, "step": "started"}]
         return True
+
+    def run_names(self, name: str) -> Doc:
+        """What a run's statistics are filed under: (flow, version, variant).
+
+        A run keeps the version it started on (``start_run``); one started
+        before versions were recorded takes the flow's current one.
+        """
+        run = self.doc.get("flows", {}).get(name) or {}
+        version = run.get("version")
+        if version is None and name in self.ctx.flows:
+            version = flow_version(self.ctx.flows[name])
+        return {"flow": name, "version": version, "variant": run.get("variant")}
 
     def end_run(self, name: str, outcome: str) -> None:
         run = self.doc["flows"].pop(name)
@@ -80,6 +99,8 @@ class Executor:
             self.doc["question"] = None
         waits.cancel_run(self.doc, run["run"])
         waits.cancel(self.doc, f"q:{name}")
+        names = {"flow": name, "version": run.get("version") or self.run_names(name)["version"],
+                 "variant": run.get("variant")}
         history = self.doc.setdefault("flow_history", {}).get(name, {})
         self.doc["flow_history"][name] = {"count": history.get("count", 0) + 1,
                                           "last_ended_at": self.now, "last_outcome": outcome}
@@ -88,13 +109,19 @@ class Executor:
             "_id": f"{self.doc['_id']}:{run['run']}", "customer": self.doc["_id"],
             "flow": name, "run": run["run"], "started_at": run["started_at"],
             "ended_at": self.now, "outcome": outcome, "history": run["history"],
+            "customer_id": self.doc.get("store_id") or self.doc["_id"],
+            "last_step": run.get("step"), "version": names["version"],
+            "variant": names["variant"],
         })
+        self.out.stats.append({"kind": "ended", **names, "outcome": outcome})
 
     def record_step(self, run: Doc, flow: Flow, name: str, outcome: str, **data: Any) -> None:
         entry = {"step": name, "at": self.now, "outcome": outcome, **data}
         run["history"] = (run["history"] + [entry])[-MAX_HISTORY:]
         run["step"] = name
         self.out.steps.append((flow.name, name))
+        if not (outcome == "failed" and "error" in data):  # a failed send's report: no new step
+            self.out.stats.append({"kind": "reached", **self.run_names(flow.name), "step": name})
 
     # --------------------------------------------------------------- commands
 
@@ -181,7 +208,12 @@ class Executor:
             channel=channel, marketing=flow.marketing and not command.transactional,
             reply=self.origin is not None and channel == self.origin, flow=flow.name,
             run=run["run"], step=step)
+        names = self.run_names(flow.name)
+        # The run's statistics names travel with the message (send and receipt passes).
+        message.update(flow_version=names["version"], variant=names["variant"])
         self.out.messages.append(message)
+        if message["status"] == "queued":
+            remember_message(self.doc, {**run, **names}, flow.name, message["_id"])
         if message["marketing"] and message["status"] == "queued":
             record_marketing(self.doc, self.now, self.ctx.send_policy)
         if message["channel"]:
@@ -192,7 +224,9 @@ class Executor:
             self.doc["question"] = {"flow": flow.name, "run": run["run"],
                                     "name": command.question, "channel": message["channel"],
                                     "asked_at": self.now, "message_id": message["_id"],
-                                    "choices": [list(choice) for choice in command.choices]}
+                                    "choices": [list(choice) for choice in command.choices],
+                                    "step": step, "version": names["version"],
+                                    "variant": names["variant"]}
             if command.timeout is not None:
                 waits.schedule(self.doc, f"q:{flow.name}",
                                self.now + timedelta(seconds=command.timeout),

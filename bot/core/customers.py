@@ -7,6 +7,14 @@ customer is found by any of them in one indexed query, and two inputs that
 race to create the same customer collide on the index instead of creating
 two documents.
 
+Why the key kinds, provider ones included, are named here and not behind
+the channel protocol: a kind and the field that mirrors it (``KEY_FIELDS``)
+are the customer document's schema, not a provider's behaviour. They are
+stored in every document and its unique index, matched across channels (a
+WhatsApp user id and a phone found on an order name one customer), and read
+back by channels' ``address``; one table keeps them meaning the same to
+every room. A channel with a new kind of identity adds one row to it.
+
 Consent is an append-only ledger; the current state per channel is derived
 from it. An entry counts as of the time it was given (``at``), so a store
 repeating an old ``true`` never overrides a later opt-out. A store's ``at``
@@ -26,6 +34,9 @@ from bot.core.inputs import CustomerInfo
 from bot.types import Doc
 
 PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
+# Identity key kind -> the customer field that mirrors its value, in lookup priority order.
+KEY_FIELDS = {"store": "store_id", "phone": "phone", "email": "email",
+              "wauser": "wa_user_id", "tg": "telegram_chat"}
 
 
 def identity_keys(
@@ -82,8 +93,7 @@ def add_keys(doc: Doc, keys: list[str]) -> None:
             doc["keys"].append(key)
     for key in doc["keys"]:
         kind, _, value = key.partition(":")
-        field = {"store": "store_id", "phone": "phone", "email": "email",
-                 "wauser": "wa_user_id", "tg": "telegram_chat"}.get(kind)
+        field = KEY_FIELDS.get(kind)
         if field and not doc.get(field):
             doc[field] = value
 

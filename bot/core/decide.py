@@ -42,6 +42,9 @@ class Outcome:
     steps: list[tuple[str, str]] = field(default_factory=list)
     channels: set[str] = field(default_factory=set)
     fired: int = 0
+    # Facts for the flow statistics (``bot.core.stats.from_outcome``): runs
+    # started and ended, steps reached and skipped, replies, with their versions.
+    stats: list[Doc] = field(default_factory=list)
 
     def extend(self, other: Outcome) -> None:
         self.messages += other.messages
@@ -50,6 +53,7 @@ class Outcome:
         self.steps += other.steps
         self.channels |= other.channels
         self.fired += other.fired
+        self.stats += other.stats
 
 
 @dataclass

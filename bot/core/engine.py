@@ -27,7 +27,7 @@ ENGINE_KEYS = ("sid", "id", "$s", "exception")
 MAX_PENDING = 50
 
 
-class QuietHost(durable_engine.Host):
+class QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable_rules is untyped
     """durable_rules' host without its background dispatch threads.
 
     ``durable.engine.Host`` starts two timer threads that keep calling

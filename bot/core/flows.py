@@ -6,6 +6,11 @@ which end it, whether a customer may enter again, and the approved template
 to use for a step outside WhatsApp's 24-hour window. A module in ``rules/``
 declares ``FLOW = Flow(...)`` (or ``FLOWS = [...]``) and the ruleset named
 ``FLOW.name``.
+
+A flow also declares its steps and the transitions between them, once
+(``steps=`` and ``edges=``): the docstring's diagram, the console's picture
+with the period's counts and the test that rules only record declared
+steps are all drawn from that declaration (``bot.core.flow_graph``).
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ import pkgutil
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Literal
 
 from bot.core.engine import get_host
 
 log = logging.getLogger(__name__)
+
+StepKind = Literal["ask", "send", "record", "handoff"]
+STEP_KINDS: tuple[str, ...] = ("ask", "send", "record", "handoff")
+START = "started"  # the step every run records first; the diagram's entry
+EXIT = "exit:"  # an edge to ``exit:<outcome>`` ends the run with that outcome
+Edge = tuple[str, str] | tuple[str, str, str]  # (from, to) or (from, to, label)
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,14 @@ class Flow:
             ``template=(name, [params])`` to ``send``/``ask`` instead.
         receives_messages: whether an active run gets the customer's messages
             that answer no pending question (e.g. a chat).
+        steps: step name -> kind, in reading order: ``"ask"`` (``ask``; its
+            step is ``step=`` or the question's name), ``"send"`` (``send``
+            with ``step=``), ``"record"`` (``step(c, name, ...)``) or
+            ``"handoff"`` (``handoff`` records the step ``handoff``). Every
+            step a rule sends, asks or records must be declared here.
+        edges: transitions, ``(from, to)`` or ``(from, to, label)``. Runs
+            enter at ``"started"`` (the trigger) and leave through
+            ``"exit:<outcome>"`` (``exit_flow(c, outcome)``).
     """
 
     name: str
@@ -49,6 +69,14 @@ class Flow:
     templates: dict[str, str] = field(default_factory=dict)
     receives_messages: bool = False
     description: str = ""
+    steps: dict[str, StepKind] = field(default_factory=dict)
+    edges: tuple[Edge, ...] = ()
+
+    def mermaid(self) -> str:
+        """The flow's diagram as a Mermaid block, for its module's docstring."""
+        from bot.core.flow_graph import mermaid
+
+        return mermaid(self)
 
 
 class FlowLoadError(RuntimeError):

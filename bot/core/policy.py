@@ -80,14 +80,36 @@ class Verdict:
     reason: str | None = None
     until: datetime | None = None
     template: Doc | None = None
+    # A skip's stable key for statistics (REASON_CODES); it follows from the
+    # reason, so it takes no part in comparing verdicts.
+    code: str | None = field(default=None, compare=False)
 
     @property
     def skipped(self) -> bool:
         return self.action == "skip"
 
 
-def _skip(reason: str) -> Verdict:
-    return Verdict("skip", reason=reason)
+# A skip's reason as a stable key, for statistics (``bot.core.stats``); the
+# text, for people, may change wording. ``quiet_hours`` is a hold, not a
+# skip: the message goes out at 09:00 (statistics count it as held there).
+REASON_CODES = ("consent", "quiet_hours", "frequency_cap", "window", "agent", "no_channel",
+                "other")
+# Prefixes of the texts below, so a reason stored as text (a skipped message's
+# ``error``) gives back its code: (prefix, code), first match wins.
+_TEXT_CODES = (("no channel the customer consented to", "consent"), ("no channel", "no_channel"),
+               ("channel ", "no_channel"), ("no address", "no_channel"),
+               ("no marketing consent", "consent"), ("frequency cap", "frequency_cap"),
+               ("an agent has", "agent"), ("outside the ", "window"))
+
+
+def _skip(reason: str, code: str) -> Verdict:
+    return Verdict("skip", reason=reason, code=code)
+
+
+def reason_code(reason: str | None) -> str:
+    """The stable key of a skip reason written as text by :func:`may_send` (``other`` if none)."""
+    text = reason or ""
+    return next((code for prefix, code in _TEXT_CODES if text.startswith(prefix)), "other")
 
 
 def may_send(message: Doc, customer: Doc | None, now: datetime, policy: SendPolicy,
@@ -106,29 +128,30 @@ def may_send(message: Doc, customer: Doc | None, now: datetime, policy: SendPoli
     name = message.get("channel")
     marketing = bool(message.get("marketing"))
     if name is None:
-        return _skip("no channel the customer consented to" if marketing else "no channel")
+        return _skip("no channel the customer consented to" if marketing else "no channel",
+                     "consent" if marketing else "no_channel")
     channel = policy.channels.get(name)
     if channel is None:
-        return _skip(f"channel {name} is not configured")
+        return _skip(f"channel {name} is not configured", "no_channel")
     if customer is None:
-        return _skip("customer not found")
+        return _skip("customer not found", "other")
     if marketing and not has_consent(customer, name):
         when = " at send time" if stage == "send" else ""
-        return _skip(f"no marketing consent on {name}{when}")
+        return _skip(f"no marketing consent on {name}{when}", "consent")
     if marketing and stage == "decision":
         capped = over_cap(customer, now, policy)
         if capped:
-            return _skip(capped)
+            return _skip(capped, "frequency_cap")
     if not (message.get("to") or message.get("to_user_id")):
-        return _skip(f"no address on {name}")
+        return _skip(f"no address on {name}", "no_channel")
     if held_for_agent(message, customer, stage):
-        return _skip("an agent has the conversation")
+        return _skip("an agent has the conversation", "agent")
     template = message.get("template")
     if channel.has_service_window and template is None and not in_window(customer, name, now):
         template = message.get("fallback_template")
         if template is None:
             return _skip(f"outside the {channel.title} 24-hour window "
-                         "and the step has no template")
+                         "and the step has no template", "window")
     if marketing and stage == "decision":
         due = not_before(customer, now, policy)
         if due > now:
@@ -143,9 +166,10 @@ def held_for_agent(message: Doc, customer: Doc, stage: Stage) -> bool:
     if stage == "send" and not message.get("flow"):
         return False  # the service's answer to a keyword, written while the bot had it
     conversation = customer.get("conversations", {}).get(message["channel"], {})
-    status = conversation.get("status")
+    status: str | None = conversation.get("status")
+    seq: int = message["seq"]
     return status == "agent" or (status == "needs_agent"
-                                 and message["seq"] > conversation.get("handoff_seq", 0))
+                                 and seq > conversation.get("handoff_seq", 0))
 
 
 def in_window(customer: Doc, channel: str, now: datetime) -> bool:

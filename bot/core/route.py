@@ -11,6 +11,13 @@ Routing of an event to flows:
   flow's run, and is dropped if the run has ended since;
 - a customer message answering a pending question goes to the flow that
   asked; other messages go to active runs that take messages;
+- a message no flow took (none was waiting for it, or the ones that got it
+  recorded nothing) is posted again as ``message.unanswered`` to the flows
+  it triggers: the shipped inbox flow (``rules/inbox.py``) answers it, so no
+  customer is left unanswered (the contract's "never silence"). Nothing is
+  posted while a person has the conversation or has been asked for: the
+  person answers, and the customer was told once, at the hand-off;
+- a message on a closed conversation reopens it (``closed`` -> ``bot``);
 - any other event goes to every active run and starts the flows it
   triggers (if re-entry allows); ``exit_on`` types end the run afterwards.
 
@@ -36,6 +43,7 @@ if TYPE_CHECKING:  # the decision's types; decide.py imports this module
 
 MAX_CHAIN = 25  # events one decision may post, emitted ones included
 MAX_ACTIONS = 50  # agent actions kept per conversation (who did what, when)
+UNANSWERED = "message.unanswered"  # a customer message no flow took (rules/inbox.py)
 
 
 def typed_choice(text: str, choices: list[list[str]]) -> str | None:
@@ -80,6 +88,7 @@ class Router:
         self.now = now
         self.out = out
         self.act = Executor(ctx, doc, now, out)
+        self.taken = False  # whether a flow recorded anything for the customer's message
 
     # ------------------------------------------------------------------ inputs
 
@@ -126,19 +135,26 @@ class Router:
         schedule_lifecycle(doc, self.now, self.ctx.trigger_policy)
         if message.kind in ("reaction", "start"):
             return
+        if state["status"] == "closed":
+            # The customer writes again: the conversation is open, and the bot's.
+            state.update(status="bot", agent=None, handoff_reason=None, reopened_at=self.now)
         keyword = keywords.detect(message.text) if message.kind == "text" else None
         if keyword is not None:
             self.keyword(keyword, channel, input_id)
             return
         if state["status"] in ("agent", "needs_agent"):
-            return  # a person has it: recorded, not answered by the bot
+            return  # a person has it (or was asked for): recorded, not answered by the bot
         question = doc.get("question") or {}
         choice = message.choice_id or typed_choice(message.text, question.get("choices") or [])
-        self.dispatch([{
+        event = {
             "type": "message", "channel": channel, "kind": message.kind,
             "text": message.text, "choice": choice or "",
             "question": question.get("name", ""), "message_id": message.provider_id,
-        }])
+        }
+        self.taken = False
+        self.dispatch([event])
+        if not self.taken:
+            self.dispatch([{**event, "type": UNANSWERED}])
 
     def keyword(self, keyword: str, channel: str, input_id: str) -> None:
         locale = facts(self.doc)["locale"]
@@ -252,6 +268,9 @@ class Router:
                        if "message" in flow.triggers and name not in runs
                        and self.may_enter(flow)]
             return chosen
+        if event["type"] == UNANSWERED:  # only to the flows that answer such messages
+            return [(name, name not in runs) for name, flow in sorted(self.ctx.flows.items())
+                    if UNANSWERED in flow.triggers and (name in runs or self.may_enter(flow))]
         chosen = []
         for name, flow in sorted(self.ctx.flows.items()):
             if name in runs:
@@ -266,7 +285,8 @@ class Router:
             return True
         if flow.reentry_after is None:
             return False
-        return self.now - history["last_ended_at"] >= timedelta(seconds=flow.reentry_after)
+        ended: datetime = history["last_ended_at"]
+        return self.now - ended >= timedelta(seconds=flow.reentry_after)
 
     def dispatch(self, events: list[Doc]) -> None:
         """Post events (and what they emit) to flows, forward chaining up to a limit."""
@@ -302,4 +322,6 @@ class Router:
                                        self.doc.get("engine", {}).get(flow.name), full, recorder)
         if flow.name in self.doc.get("flows", {}):
             self.doc.setdefault("engine", {})[flow.name] = saved
+        if event["type"] == "message" and recorder.commands:
+            self.taken = True
         return self.act.apply(flow, recorder.commands)

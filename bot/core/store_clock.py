@@ -95,7 +95,8 @@ def consent_moment(doc: Doc, store: str, stated: datetime, received: datetime) -
     """
     stated = _utc(stated)
     moment = clamp(stated, received)
-    for seen_stated, seen_received in doc.get("store_clock", {}).get(store, []):
+    seen: list[tuple[datetime, datetime]] = doc.get("store_clock", {}).get(store, [])
+    for seen_stated, seen_received in seen:
         if seen_stated >= stated:
             return min(moment, seen_received)  # pairs are sorted, arrivals ascending too
     return moment

@@ -164,7 +164,8 @@ async def conversation_actions(request: web.Request, doc: Doc) -> list[Doc]:
 
 def actor(request: web.Request) -> Actor:
     """Who is asking (set by ``auth_middleware``; the token's actor outside it)."""
-    return request.get(ACTOR, TOKEN_ACTOR)
+    found: Actor = request.get(ACTOR, TOKEN_ACTOR)  # Request.get is not typed by key
+    return found
 
 
 def forbidden(message: str) -> web.HTTPForbidden:

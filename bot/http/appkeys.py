@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.runtime.loops import Runtime
 
 SETTINGS = web.AppKey("settings", Settings)
-CLOCK = web.AppKey("clock", SystemClock | VirtualClock)
+CLOCK: web.AppKey[SystemClock | VirtualClock] = web.AppKey("clock")
 METRICS = web.AppKey("metrics", Metrics)
 DATABASE = web.AppKey("database", Database)
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")

@@ -36,11 +36,11 @@ from aiohttp import web
 
 from bot.http import agent_api
 from bot.http.agents import ACTOR, LANGS, Actor, agents, find_agent, verify_password
-from bot.http.appkeys import CLOCK, DATABASE, SETTINGS
+from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, SETTINGS
+from bot.http.console_flows import add_flow_routes, customer_runs
 from bot.http.console_i18n import LANGS as LANG_NAMES
 from bot.http.console_i18n import texts
 from bot.http.console_views import (
-    CHANNELS,
     STATUSES,
     Filters,
     customer_panel,
@@ -62,13 +62,13 @@ from bot.http.sessions import (
     record_failure,
     session_actor,
 )
+from bot.types import Doc
 
-Doc = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HERE = Path(__file__).parent
 LIVE_SECONDS = 1.0
 HEARTBEAT_EVERY = 15  # live polls between keep-alive comments
-STREAMS = web.AppKey("console_streams", set)
+STREAMS: web.AppKey[set[asyncio.Event]] = web.AppKey("console_streams")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
@@ -92,7 +92,8 @@ def render(request: web.Request, name: str, context: Doc, status: int = 200) -> 
     who = request.get(ACTOR)
     session = request.get(SESSION) or {}
     base = {"t": texts(who.lang if who else None), "me": who, "csrf": session.get("csrf", ""),
-            "langs": LANG_NAMES, "statuses": STATUSES, "channels": CHANNELS,
+            "langs": LANG_NAMES, "statuses": STATUSES,
+            "channels": list(request.app[CHANNELS].values()),
             "duration": duration, "fmt_time": fmt_time}
     return aiohttp_jinja2.render_template(name, request, {**base, **context}, status=status)
 
@@ -154,7 +155,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             status=429)
     account = await find_agent(database, email) if email else None
     if not await verify_password(account.get("password_hash") if account else None,
-                                 password):
+                                 password) or account is None:
         await record_failure(database, email, request.remote, now)
         return render(request, "login.html", {"error": t["bad_login"], "email": email},
                       status=401)
@@ -189,11 +190,12 @@ async def set_language(request: web.Request) -> web.StreamResponse:
 
 async def _inbox_context(request: web.Request, search: str | None) -> Doc:
     database, now = request.app[DATABASE], request.app[CLOCK].now()
-    filters = Filters.from_query(request.query)
+    channels = request.app[CHANNELS]
+    filters = Filters.from_query(request.query, channels)
     ids = None
     if search:
         ids = await search_customers(database, search, request.app[SETTINGS].default_country)
-    rows = await inbox_rows(database, now, request[ACTOR].email, filters, ids)
+    rows = await inbox_rows(database, now, request[ACTOR].email, filters, channels, ids)
     waiting = await database.conversations.count_documents({"status": "needs_agent"})
     return {"rows": rows, "filters": filters, "search": search or "", "waiting": waiting,
             "agents": [a["email"] async for a in agents(database).find({}, {"email": 1})]}
@@ -231,9 +233,10 @@ async def _conversation_context(request: web.Request) -> Doc:
     messages.reverse()
     who: Actor = request[ACTOR]
     held_by = agent_api.holder(doc)
-    window = window_left(customer, doc["channel"], now)
+    window = window_left(customer, request.app[CHANNELS].get(doc["channel"]), now)
     return {
         "c": doc, "live_conversation": doc["_id"], "customer": customer_panel(customer),
+        "runs": await customer_runs(database, customer),
         "items": timeline_items(messages, customer, doc["channel"]),
         "held_by": held_by, "read_only": bool(held_by) and held_by != who.email
         and not who.is_admin,
@@ -361,7 +364,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 async def stop_streams(app: web.Application) -> None:
     """``on_shutdown``: end open event streams so shutdown does not wait for them."""
-    for stop in list(app[STREAMS]):
+    for stop in app[STREAMS].copy():
         stop.set()
 
 
@@ -388,4 +391,5 @@ def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/console/c/{id}", conversation)
     app.router.add_get("/console/c/{id}/part/{part}", conversation_part)
     app.router.add_post("/console/c/{id}/{action}", act)
+    add_flow_routes(app, signed_in)
     app.router.add_static("/console/static/", HERE / "static", append_version=True)

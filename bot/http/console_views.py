@@ -8,20 +8,21 @@ customer's document (flow steps, agent actions, consents).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import phonenumbers
 
+from bot.core.channel import ChannelTraits
 from bot.core.compose import WINDOW
 from bot.infra.database import Database, find_in
+from bot.types import Doc
 
-Doc = dict[str, Any]
 INBOX_LIMIT = 200
 TIMELINE_LIMIT = 500
 STATUSES = ("needs_agent", "agent", "bot", "closed")
-CHANNELS = ("whatsapp", "sms", "telegram")
 TICKS = {"queued": "🕓", "sending": "🕓", "sent": "✓", "delivered": "✓✓", "read": "✓✓",
          "failed": "✗", "skipped": "⊘"}
 
@@ -33,9 +34,10 @@ class Filters:
     agent: str | None = None
 
     @classmethod
-    def from_query(cls, query: Any) -> Filters:
+    def from_query(cls, query: Any, channels: Collection[str]) -> Filters:
+        """``channels``: the names a filter may take (the configured channels)."""
         status = query.get("status") if query.get("status") in STATUSES else None
-        channel = query.get("channel") if query.get("channel") in CHANNELS else None
+        channel = query.get("channel") if query.get("channel") in channels else None
         return cls(status=status, channel=channel, agent=(query.get("agent") or None))
 
     def mongo(self) -> Doc:
@@ -68,11 +70,14 @@ def customer_name(customer: Doc) -> str:
     return name or customer.get("phone") or customer.get("email") or customer.get("_id", "?")
 
 
-def window_left(customer: Doc, channel: str, now: datetime) -> float | None:
-    """Seconds WhatsApp's 24-hour window stays open (None off WhatsApp, 0 when closed)."""
-    if channel != "whatsapp":
+def window_left(customer: Doc, channel: ChannelTraits | None, now: datetime) -> float | None:
+    """Seconds the channel's 24-hour service window stays open.
+
+    None on a channel without one (or one no longer configured), 0 when closed.
+    """
+    if channel is None or not channel.has_service_window:
         return None
-    last_in = (customer.get("last_in") or {}).get("whatsapp")
+    last_in: datetime | None = (customer.get("last_in") or {}).get(channel.name)
     if last_in is None:
         return 0.0
     return max((last_in + WINDOW - now).total_seconds(), 0.0)
@@ -113,9 +118,13 @@ def _escape(text: str) -> str:
     return "".join("\\" + c if c in r".^$*+?()[]{}|\/" else c for c in text)
 
 
-async def inbox_rows(database: Database, now: datetime, me: str | None,
-                     filters: Filters, customers: list[str] | None = None) -> list[Doc]:
-    """The inbox: needs_agent first (longest waiting first), then mine, then the rest."""
+async def inbox_rows(database: Database, now: datetime, me: str | None, filters: Filters,
+                     channels: Mapping[str, ChannelTraits],
+                     customers: list[str] | None = None) -> list[Doc]:
+    """The inbox: needs_agent first (longest waiting first), then mine, then the rest.
+
+    ``channels``: the configured channels, which say whether a row has a window.
+    """
     query = filters.mongo()
     if customers is not None:
         query["customer"] = {"$in": customers}
@@ -142,7 +151,7 @@ async def inbox_rows(database: Database, now: datetime, me: str | None,
             "waiting": duration((now - waiting_since).total_seconds())
             if waiting_since and doc.get("status") != "closed" else "—",
             "waiting_since": waiting_since,
-            "window": window_left(customer, doc["channel"], now),
+            "window": window_left(customer, channels.get(doc["channel"]), now),
             "mine": bool(me) and doc.get("status") == "agent" and doc.get("agent") == me,
         })
 

@@ -5,11 +5,13 @@
         --email ana@shop.example --name Ana --password-stdin
 
 It reads the same environment as the service (``MONGODB_URI``, ``DATA_DIR``
-...). With the embedded database it must run while the service is stopped
-(one server per data directory); with the service running, an admin uses
-``POST /api/agents`` with ``ADMIN_TOKEN`` instead. The password is asked
-twice without echo, or read from standard input, never from the command
-line (where ``ps`` and shell history would show it).
+...), and runs whether the service is running or not. With ``MONGODB_URI``
+it uses that database. Without it, it uses the embedded database the running
+service has on the same ``DATA_DIR`` (its port is in ``$DATA_DIR/db-port``,
+its login in ``$DATA_DIR/db-credentials.json``), or, with the service
+stopped, starts the embedded database itself for the moment it needs it. The
+password is asked twice without echo, or read from standard input, never
+from the command line (where ``ps`` and shell history would show it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import getpass
 import sys
 
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from bot.http.agents import EmailTaken, NewAgent, create_agent
 from bot.infra.clock import make_clock
@@ -37,7 +40,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def create(settings: Settings, new: NewAgent) -> None:
-    async with open_database(settings) as database:
+    async with open_database(settings, join_running=True) as database:
         await create_agent(database, new, make_clock(settings.clock).now())
 
 
@@ -67,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(create(settings, new))
     except EmailTaken:
         print(f"an account with {new.email} exists already", file=sys.stderr)
+        return 1
+    except (RuntimeError, PyMongoError) as exc:  # no database to reach: say why, no traceback
+        print(f"cannot reach the database: {exc}", file=sys.stderr)
         return 1
     print(f"created {new.role} {new.email}")
     return 0

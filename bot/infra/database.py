@@ -16,7 +16,9 @@ document refers to a customer by ``customer``, the internal id, and
   keyed by its dedupe id, until processed.
 - ``messages``: the conversation timelines; outbound ones are the outbox.
 - ``conversations``: one summary per customer and channel (agent API view).
-- ``flow_runs``: finished flow runs, for statistics.
+- ``flow_runs``: finished flow runs: who, when, the last step, the outcome.
+- ``flow_stats``: daily counters per (flow, version, variant), summed for a
+  period's statistics (``bot.core.stats`` describes them).
 - ``codes``: discount codes issued to customers.
 - ``syncs``: one tiny document per process, the target of :meth:`Database.sync`.
 
@@ -47,6 +49,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne, WriteConcern
@@ -55,7 +58,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 from pymongo.results import BulkWriteResult
 
-from bot.infra.embedded_db import EmbeddedMongo
+from bot.infra import db_credentials
+from bot.infra.embedded_db import (
+    EmbeddedMongo,
+    files_in_use,
+    read_port_file,
+    remove_port_file,
+    write_port_file,
+)
 from bot.infra.settings import Settings
 from bot.types import Doc
 
@@ -85,7 +95,20 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # Console: accounts are keyed by e-mail (_id); sessions by their token's hash.
     "sessions": [IndexModel([("expires_at", ASCENDING)], name="expires")],
-    "flow_runs": [IndexModel([("flow", ASCENDING), ("ended_at", ASCENDING)], name="flow_ended")],
+    # GET /api/flows/{name}/runs filters on step, outcome or both: one index
+    # per filter, since the embedded server uses one only when it names them all.
+    "flow_runs": [IndexModel([("flow", ASCENDING), ("ended_at", ASCENDING)], name="flow_ended"),
+                  IndexModel([("flow", ASCENDING), ("outcome", ASCENDING),
+                              ("ended_at", ASCENDING)], name="flow_outcome_ended"),
+                  IndexModel([("flow", ASCENDING), ("last_step", ASCENDING),
+                              ("ended_at", ASCENDING)], name="flow_step_ended"),
+                  IndexModel([("flow", ASCENDING), ("outcome", ASCENDING),
+                              ("last_step", ASCENDING), ("ended_at", ASCENDING)],
+                             name="flow_outcome_step_ended"),
+                  # A customer's runs, for the console's customer panel.
+                  IndexModel([("customer", ASCENDING)], name="by_customer")],
+    # A period's counters: the flow's days in range (``day`` None: all time).
+    "flow_stats": [IndexModel([("flow", ASCENDING), ("day", ASCENDING)], name="flow_day")],
     # Named anew: "customer" was the index of the earlier field name (customer_id).
     "codes": [IndexModel([("customer", ASCENDING)], name="by_customer")],
 }
@@ -136,6 +159,10 @@ class Database:
     @property
     def flow_runs(self) -> AsyncCollection[Doc]:
         return self._journaled("flow_runs")
+
+    @property
+    def flow_stats(self) -> AsyncCollection[Doc]:
+        return self._journaled("flow_stats")
 
     @property
     def codes(self) -> AsyncCollection[Doc]:
@@ -273,19 +300,55 @@ def embedded_credentials(settings: Settings) -> str:
     return os.path.abspath(os.path.join(settings.data_dir, "db-credentials.json"))
 
 
+def embedded_port_file(settings: Settings) -> str:
+    """Where a running service says its embedded database's port: ``$DATA_DIR/db-port`` (0600)."""
+    return os.path.abspath(os.path.join(settings.data_dir, "db-port"))
+
+
+def running_embedded(settings: Settings) -> tuple[str, dict[str, Any]] | None:
+    """The embedded server a running service has on ``DATA_DIR``: its URI and login.
+
+    None when no server has the files open. A server that has them but left
+    no port file (a service of an older version) cannot be joined: the
+    error says to stop it or to use ``POST /api/agents``.
+    """
+    storage = embedded_storage(settings)
+    if not files_in_use(storage):
+        return None
+    port = read_port_file(embedded_port_file(settings))
+    credentials = db_credentials.load(Path(embedded_credentials(settings)))
+    if port is None or credentials is None:
+        raise RuntimeError(f"a database has the files in {storage} open, but "
+                           f"{embedded_port_file(settings)} or its credentials are missing; "
+                           "stop the service and try again")
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true", credentials.client_options()
+
+
 @contextlib.asynccontextmanager
-async def open_database(settings: Settings, **client_options: Any) -> AsyncIterator[Database]:
-    """Connect to ``MONGODB_URI``, or start the embedded server when it is unset."""
+async def open_database(settings: Settings, *, join_running: bool = False,
+                        **client_options: Any) -> AsyncIterator[Database]:
+    """Connect to ``MONGODB_URI``, or start the embedded server when it is unset.
+
+    While it runs, the embedded server's port is kept in ``$DATA_DIR/db-port``
+    (0600). ``join_running`` (shell tools, never the service) uses the server
+    a running service has on the same ``DATA_DIR`` instead of starting one:
+    one data directory takes one server.
+    """
     embedded: EmbeddedMongo | None = None
     uri = settings.mongodb_uri
     login: dict[str, Any] = {}
-    if uri is None:
+    joined = running_embedded(settings) if uri is None and join_running else None
+    if joined is not None:
+        uri, login = joined
+        log.info("using the running service's embedded database")
+    elif uri is None:
         storage = embedded_storage(settings)
         # Never the service's own port, and with a login only the service knows.
         embedded = EmbeddedMongo(storage, credentials_path=embedded_credentials(settings),
                                  avoid_ports={settings.port})
         await embedded.start()
         uri, login = embedded.uri, embedded.client_options
+        write_port_file(embedded_port_file(settings), embedded.port)
         log.info("using the embedded database, files in %s", storage)
     client = make_client(uri, **login, **client_options)
     try:
@@ -296,4 +359,5 @@ async def open_database(settings: Settings, **client_options: Any) -> AsyncItera
     finally:
         await client.close()
         if embedded is not None:
+            remove_port_file(embedded_port_file(settings), embedded.port)
             await embedded.astop()

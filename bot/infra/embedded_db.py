@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -80,6 +81,42 @@ def files_in_use(storage_path: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def write_port_file(path: str, port: int) -> None:
+    """Say where the running server listens (``$DATA_DIR/db-port``, mode 0600).
+
+    Its port is a free one picked at each start, so a tool run next to the
+    service (``python -m bot.http.create_admin``) reads it here instead of
+    starting a second server on the same files, which cannot be done.
+    Written to a new file and renamed over the old, so a reader never sees
+    half of it.
+    """
+    fresh = f"{path}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(fresh)
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, json.dumps({"port": port, "pid": os.getpid()}).encode())
+    finally:
+        os.close(fd)
+    os.replace(fresh, path)
+
+
+def read_port_file(path: str) -> int | None:
+    """The port in ``path``; None when there is none (or it cannot be read)."""
+    try:
+        port = json.loads(Path(path).read_text())["port"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return port if isinstance(port, int) and 0 < port < 65536 else None
+
+
+def remove_port_file(path: str, port: int) -> None:
+    """Remove ``path`` if it still names ``port`` (a newer service may have rewritten it)."""
+    if read_port_file(path) == port:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 async def wait_for_files(storage_path: str, timeout: float = FILES_WAIT) -> None:

@@ -10,9 +10,21 @@ from __future__ import annotations
 
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.core import business_hours
+
+
+def known_timezone(name: str) -> str:
+    """``name`` if it is an IANA timezone this machine knows ("America/Sao_Paulo")."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a known time zone (e.g. America/Sao_Paulo)") from None
+    return name
 
 
 class Settings(BaseSettings):
@@ -38,7 +50,17 @@ class Settings(BaseSettings):
     marketing_cap: int = Field(
         default=0, ge=0, description="marketing messages per customer per window; 0: no cap")
     marketing_cap_days: float = Field(default=7, gt=0)
+    attribution_days: float = Field(
+        default=5, gt=0, le=365,
+        description="an order counts for a flow run placed within this many days after "
+                    "one of its messages was delivered")
     default_timezone: str = "America/Argentina/Buenos_Aires"
+    business_hours: str = Field(
+        default="Mon-Fri 09:00-18:00",
+        description="when people answer, in STORE_TIMEZONE: 'Mon-Fri 09:00-18:00; Sat 10:00-13:00'")
+    store_timezone: str | None = Field(
+        default=None,
+        description="the store's timezone (business hours); DEFAULT_TIMEZONE when unset")
 
     whatsapp_phone_id: str | None = None
     whatsapp_token: SecretStr | None = None
@@ -95,6 +117,19 @@ class Settings(BaseSettings):
             return value
         raise ValueError("must be majority or a number of nodes from 1 to 50")
 
+    @field_validator("business_hours")
+    @classmethod
+    def _check_business_hours(cls, value: str) -> str:
+        business_hours.parse(value.strip())  # raises, naming the part it cannot read
+        return value.strip()
+
+    @field_validator("store_timezone")
+    @classmethod
+    def _check_store_timezone(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return known_timezone(value.strip())
+
     @field_validator("public_url", "whatsapp_api_url", "twilio_api_url", "telegram_api_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -109,6 +144,11 @@ class Settings(BaseSettings):
     def _defaults(self) -> Settings:
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
+        if self.store_timezone is None:
+            try:
+                self.store_timezone = known_timezone(self.default_timezone)
+            except ValueError as exc:
+                raise ValueError(f"STORE_TIMEZONE is unset and DEFAULT_TIMEZONE {exc}") from None
         return self
 
     def flow_settings(self) -> dict[str, object]:
@@ -118,6 +158,8 @@ class Settings(BaseSettings):
             "sunset_after_days": self.sunset_after_days,
             "review_url": self.review_url,
             "cart_abandon_after": self.cart_abandon_after,
+            "business_hours": self.business_hours,
+            "store_timezone": self.store_timezone,
         }
 
     @property

@@ -39,7 +39,7 @@ from bot.runtime.inbox import STOP_GRACE_SECONDS, Inbox, make_item
 from bot.runtime.pacing import Pacer
 from bot.runtime.processor import Processor, insert_ignoring_duplicates
 from bot.runtime.sender import OutboxSender
-from bot.types import Doc
+from bot.types import Doc, InboxKind
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
@@ -90,6 +90,7 @@ class Runtime:
         self.inbox = Inbox(database, metrics, self.decide_wake.set)
         context = decision_context(settings, channels, flows)
         self.processor = Processor(database, clock, Decider(context), metrics)
+        self.processor.attribution = timedelta(days=settings.attribution_days)
         pacers = {name: Pacer(channel.rate) for name, channel in channels.items()}
         self.sender = OutboxSender(database, clock, channels, metrics, pacers,
                                    context.send_policy, self.inbox.accept)
@@ -235,7 +236,7 @@ class Runtime:
     async def accept_store_event(self, event: StoreEvent, dedupe_id: str,
                                  raw: str | None = None) -> bool:
         customer = event.customer
-        kind = "fanout" if event.type == "product.back_in_stock" else "event"
+        kind: InboxKind = "fanout" if event.type == "product.back_in_stock" else "event"
         item = make_item(
             dedupe_id=dedupe_id, kind=kind, source=event.source,
             keys=identity_keys(store_id=customer.id, phone=customer.phone, email=customer.email),

@@ -34,6 +34,13 @@ losing one is harmless).
 
 Providers' delivery receipts are inbox items too, but they are never
 decided: a pass hands them to ``bot.runtime.receipts``.
+
+Flow statistics (``bot.core.stats``) are counted from what a pass committed
+(the decisions' outcomes, the receipts it applied, the orders it decided)
+and written in one ``bulk_write`` of ``$inc`` per pass, merged by counter
+document (``bot.runtime.flow_stats``): one round trip per pass, not per
+decision. Attributing a pass's orders to flow runs reads their messages'
+delivery in one more query, only when the pass has an order to attribute.
 """
 
 from __future__ import annotations
@@ -50,15 +57,17 @@ from pydantic import ValidationError
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from bot.core import waits
-from bot.core.customers import add_keys, new_customer, pick_customer
+from bot.core import stats, waits
+from bot.core.customers import KEY_FIELDS, add_keys, new_customer, pick_customer
 from bot.core.decide import Decider, Outcome
 from bot.core.engine import RuleError
+from bot.core.keywords import detect
 from bot.infra.clock import Clock
 from bot.infra.database import Database, find_in, update_each
 from bot.infra.metrics import Metrics
+from bot.runtime.flow_stats import count_conversions, write_counters
 from bot.runtime.receipts import apply_receipts
-from bot.types import LEGACY_KINDS, Doc
+from bot.types import LEGACY_KINDS, Doc, inbox_kind
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
@@ -75,7 +84,8 @@ def snapshot(doc: Doc) -> Doc:
     customer document, which made a quarter of a decision's CPU. Only our
     own bytes are ever loaded.
     """
-    return pickle.loads(pickle.dumps(doc, pickle.HIGHEST_PROTOCOL))
+    copy: Doc = pickle.loads(pickle.dumps(doc, pickle.HIGHEST_PROTOCOL))
+    return copy
 
 
 def is_receipt(item: Doc) -> bool:
@@ -107,6 +117,8 @@ class BatchResult:
     failed: dict[str, str] = field(default_factory=dict)
     conversations: dict[tuple[str, str], Doc] = field(default_factory=dict)
     processed: int = 0
+    counters: stats.Counters = field(default_factory=stats.Counters)
+    orders: list[Doc] = field(default_factory=list)  # to attribute to flow runs
 
 
 class Processor:
@@ -121,6 +133,10 @@ class Processor:
         self.owner = uuid.uuid4().hex
         self.key_cache: OrderedDict[str, str] = OrderedDict()
         self.doc_cache: OrderedDict[str, Doc] = OrderedDict()
+        # Flow statistics: on in the service; the bench switches them off to
+        # measure what they cost. ATTRIBUTION_DAYS is set by the runtime.
+        self.stats = True
+        self.attribution = timedelta(days=5)
 
     # ------------------------------------------------------------------ passes
 
@@ -131,7 +147,9 @@ class Processor:
             return 0
         receipts = [item for item in items if is_receipt(item)]
         decisions = [item for item in items if not is_receipt(item)]
-        handled = await apply_receipts(self.db, receipts)
+        result = BatchResult()
+        handled = await apply_receipts(self.db, receipts, self.clock.now(),
+                                       result.counters if self.stats else None)
         groups: dict[str, list[Doc]] = {}
         for item in decisions:
             groups.setdefault(item["ckey"] or item["_id"], []).append(item)
@@ -140,7 +158,6 @@ class Processor:
         for group in groups.values():
             customer = await self.resolve(group[0]["keys"])
             work.setdefault(customer, []).extend(group)
-        result = BatchResult()
         await self.process(list(work.items()), result)
         await self.flush(result)
         return handled + result.processed
@@ -306,6 +323,9 @@ class Processor:
             result.failed.update(failed_inputs[doc["_id"]])
             result.processed += len(done) + len(failed_inputs[doc["_id"]]) + outcome.fired
             self.metrics.waits_fired.inc(outcome.fired)
+            if self.stats:
+                stats.from_outcome(result.counters, outcome.stats, outcome.messages, now)
+                result.orders += [fact for fact in outcome.stats if fact["kind"] == "order"]
             for flow, step in outcome.steps:
                 self.metrics.flow_steps.labels(flow, step).inc()
             for channel in outcome.channels:
@@ -326,7 +346,9 @@ class Processor:
             before = snapshot(doc)
             try:
                 add_keys(doc, [k for k in item["keys"] if not k.startswith("id:")])
-                outcome.extend(self.decider.apply_input(doc, item, now))
+                decided = self.decider.apply_input(doc, item, now)
+                decided.stats += self.stats_facts(item, before, doc, now)
+                outcome.extend(decided)
                 done.append(item["_id"])
                 self.metrics.decisions.labels("ok").inc()
             except (RuleError, ValidationError, ValueError, KeyError, RuntimeError) as exc:
@@ -346,6 +368,34 @@ class Processor:
                 waits.take_due(doc, now)  # drop them, so they do not fail forever
         return done, failed, outcome
 
+    def stats_facts(self, item: Doc, before: Doc, after: Doc, now: datetime) -> list[Doc]:
+        """Facts only the processor sees, for the statistics: a reply to a flow's
+        question, and an order with the runs it may count for.
+
+        A reply is a customer's message (not a keyword) that the decision
+        took as the answer: the question is cleared or replaced. An order
+        keeps the customer's recent runs as they were before it was decided
+        (``attribution``, kept by ``bot.core.stats.remember_message``).
+        """
+        if not self.stats:
+            return []
+        kind = inbox_kind(item)
+        payload = item.get("payload") or {}
+        if kind == "message" and not (payload.get("kind") == "text"
+                                      and detect(payload.get("text") or "")):
+            replied = stats.reply(before.get("question"), after.get("question"))
+            return [replied] if replied else []
+        if kind == "event" and payload.get("type") == "order.placed":
+            data = payload.get("data") or {}
+            try:
+                at = min(datetime.fromisoformat(payload["occurred_at"]), now)
+            except (KeyError, TypeError, ValueError):
+                at = now
+            return [{"kind": "order", "at": at, "total": data.get("total"),
+                     "currency": data.get("currency"),
+                     "candidates": before.get("attribution", [])}]
+        return []
+
     async def commit_many(self, decided: list[tuple[Doc, list[str], Outcome]],
                           token: str) -> set[str]:
         """Records first (idempotent ids), then the states, where we still hold the lease.
@@ -357,6 +407,13 @@ class Processor:
         """
         if not decided:
             return set()
+        for doc, _, outcome in decided:
+            # The version this commit gives the customer: the sender leaves a
+            # message queued until the customer's document has reached it, so a
+            # message inserted before its commit is never judged on the state
+            # before its decision (e.g. a reply on a window not yet opened).
+            for message in outcome.messages:
+                message["v"] = doc.get("v", 0) + 1
         # The records without a journal sync of their own: the commit below
         # is durable when it returns, and so then is everything written before it.
         for name, records in (
@@ -420,8 +477,9 @@ class Processor:
         log.info("customer %s: %d identity key(s) belong to another customer; not taken",
                  doc["_id"], len(foreign))
         doc["keys"] = [key for key in doc["keys"] if key not in foreign]
-        for name, kind in (("phone", "phone"), ("email", "email"), ("wa_user_id", "wauser"),
-                           ("telegram_chat", "tg")):
+        for kind, name in KEY_FIELDS.items():
+            if kind == "store":
+                continue  # matched first (pick_customer), so never another's
             if doc.get(name) and f"{kind}:{doc[name]}" in foreign:
                 own = [k.split(":", 1)[1] for k in doc["keys"] if k.startswith(f"{kind}:")]
                 doc[name] = own[-1] if own else None
@@ -451,6 +509,9 @@ class Processor:
         for item_id, error in result.failed.items():
             await inbox.update_one(
                 {"_id": item_id}, {"$set": {"state": "failed", "error": error}})
+        if self.stats:
+            await count_conversions(self.db, result.orders, self.attribution, result.counters)
+            await write_counters(self.db, result.counters)  # made durable by the next sync
         if result.conversations:
             # Durable (one sync), so an agent's list never loses a conversation
             # the decision moved, e.g. a handoff; the marks above go with it.

@@ -9,12 +9,22 @@ whole pass of receipts, plus one write to mark them done.
 Durability (see ``bot.infra.database``): receipts and their done marks are
 written without a journal sync; losing one repeats no send and loses no
 input (``Database.unjournaled`` says why).
+
+Flow statistics: when the caller counts (``counters``), the messages the
+receipts name are read first, in one query by provider id (which also tells
+which receipts match nothing yet), so that a message's delivery and reading
+are counted once each, on the step that sent it (``bot.core.stats``); the
+caller writes the counters with the rest of its pass.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from pymongo import UpdateOne
 
+from bot.core.stats import Counters, receipt_outcome
 from bot.infra.database import Database, find_in, update_each
 from bot.types import Doc
 
@@ -44,24 +54,44 @@ def receipt_update(receipt: Doc) -> UpdateOne:
     return UpdateOne({"provider_id": receipt["provider_id"]}, [{"$set": changes}])
 
 
-async def apply_receipts(database: Database, items: list[Doc]) -> int:
+STATS_FIELDS = {"provider_id": 1, "status_rank": 1, "flow": 1, "step": 1, "flow_version": 1,
+                "variant": 1}
+
+
+async def apply_receipts(database: Database, items: list[Doc], now: datetime | None = None,
+                         counters: Counters | None = None) -> int:
     """Apply a pass of receipts in one bulk write; returns how many are done.
 
     A receipt that arrives before the send recorded the provider's id is
-    tried again on later passes, then kept as done.
+    tried again on later passes, then kept as done. With ``counters`` (and
+    ``now``, the day they are counted on), what the receipts move is counted.
     """
     if not items:
         return 0
+    before: dict[Any, Doc] | None = None
+    if counters is not None and now is not None:
+        before = {doc["provider_id"]: doc async for doc in find_in(
+            database.messages, "provider_id", [i["payload"]["provider_id"] for i in items],
+            STATS_FIELDS)}
     operations = [receipt_update(item["payload"]) for item in items]
     written = await database.unjournaled("messages").bulk_write(operations, ordered=False)
+    if before is not None and counters is not None and now is not None:
+        ranks: dict[Any, list[int]] = {}
+        for item in items:
+            receipt = item["payload"]
+            ranks.setdefault(receipt["provider_id"], []).append(
+                STATUS_RANK.get(receipt["status"], 0))
+        for provider_id, message in before.items():
+            receipt_outcome(counters, message, ranks.get(provider_id, []), now)
     done, retry = [], []
     if written.matched_count >= len(operations):
         done = [item["_id"] for item in items]
     else:
         # Find which receipts matched nothing (rare: only early ones).
-        known = {doc["provider_id"] async for doc in find_in(
-            database.messages, "provider_id", [i["payload"]["provider_id"] for i in items],
-            {"provider_id": 1})}
+        known = set(before) if before is not None else {
+            doc["provider_id"] async for doc in find_in(
+                database.messages, "provider_id", [i["payload"]["provider_id"] for i in items],
+                {"provider_id": 1})}
         for item in items:
             if item["payload"]["provider_id"] in known or item.get(
                     "attempts", 0) + 1 >= RECEIPT_ATTEMPTS:

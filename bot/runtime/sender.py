@@ -20,6 +20,10 @@ each, ``Database.bulk_write_durably``): a claim lost in a crash of the
 database would let a sent message be sent again, and a lost outcome would
 turn a sent message into "outcome unknown" (and a retry into a failure).
 
+Flow statistics: what a pass settled for a flow's messages (sent, failed,
+skipped with the policy's reason code) is counted and written in one
+``bulk_write`` of ``$inc`` after the outcomes (``bot.runtime.flow_stats``).
+
 Retries: a 429 pauses the channel for Retry-After and requeues the message
 (not a failure); a transient error requeues with exponential backoff on the
 service clock; a permanent error is recorded on the message and reported to
@@ -48,10 +52,12 @@ from bot.core.channel import (
     TemplateRef,
     TransientSendError,
 )
-from bot.core.policy import SendPolicy, may_send
+from bot.core.policy import SendPolicy, Verdict, may_send
+from bot.core.stats import Counters, sent_outcome
 from bot.infra.clock import Clock, to_millis
 from bot.infra.database import Database, find_in
 from bot.infra.metrics import Metrics
+from bot.runtime.flow_stats import write_counters
 from bot.runtime.inbox import make_item
 from bot.runtime.pacing import RESOLUTION, Pacer
 from bot.types import Doc
@@ -62,7 +68,12 @@ IN_FLIGHT = 64  # sends awaiting their provider's answer at once
 PACE_HORIZON = 1.0  # seconds ahead a pass may plan paced sends
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
-CUSTOMER_FIELDS = {"consents": 1, "last_in": 1, "conversations": 1}
+CUSTOMER_FIELDS = {"consents": 1, "last_in": 1, "conversations": 1, "v": 1}
+
+
+def _ahead_of(message: Doc, customer: Doc | None) -> bool:
+    """Whether ``message`` comes from a decision the customer's document does not show yet."""
+    return customer is not None and customer.get("v", 0) < message.get("v", 0)
 
 
 def backoff(attempts: int) -> float:
@@ -116,6 +127,9 @@ class OutboxSender:
         self.policy = policy if policy is not None else SendPolicy(channels=channels)
         self.report = report
         self.in_flight = asyncio.Semaphore(IN_FLIGHT)
+        self.stats = True  # flow statistics (the bench switches them off to measure them)
+        # This pass's settled flow messages: id -> (message, outcome, reason code).
+        self.settled: dict[Any, tuple[Doc, str, str | None]] = {}
 
     async def send_pass(self) -> int:
         """Send one batch of due messages; returns how many were settled.
@@ -131,20 +145,28 @@ class OutboxSender:
             {"outbox": True, "due_at": {"$lte": now}}).to_list(BATCH)
         if not candidates:
             return 0
+        self.settled = {}
         lost = [c["_id"] for c in candidates
                 if c.get("claim") and c["claim"]["until"] < wall and c["claim"].get("sending")]
         if lost:
             await self._settle_lost(lost, now)
+            self.settled.update({c["_id"]: (c, "failed", None) for c in candidates
+                                 if c["_id"] in lost})
         free = sorted((c for c in candidates
                        if not c.get("claim") or (c["claim"]["until"] < wall
                                                  and not c["claim"].get("sending"))),
                       key=lambda m: m["seq"])
         if not free:
+            await self._count(set(lost), now)
             return len(lost)
         customers = {doc["_id"]: doc async for doc in find_in(
             self.db.customers, "_id", {m["customer"] for m in free}, CUSTOMER_FIELDS)}
+        # A message whose decision is not committed yet (see Processor.commit_many)
+        # waits, untouched, for a later pass.
+        free = [m for m in free if not _ahead_of(m, customers.get(m["customer"]))]
         plan = self._plan(free, customers, now)
         if not plan.ids:
+            await self._count(set(lost), now)
             return len(lost)
         owned = await self._claim(plan, wall)
         sends = [(message, outbound, start) for message, outbound, start in plan.sends
@@ -154,7 +176,18 @@ class OutboxSender:
                                              for message, outbound, start in sends))
         if operations:
             await self.db.bulk_write_durably("messages", operations)
+        await self._count(set(lost) | owned, now)
         return len(lost) + len(operations)
+
+    async def _count(self, written: set[Any], now: datetime) -> None:
+        """The pass's flow counters, in one write (messages it did not own are not counted)."""
+        if not self.stats:
+            return
+        counters = Counters()
+        for message_id, (message, outcome, code) in self.settled.items():
+            if message_id in written:
+                sent_outcome(counters, message, now, outcome, code)
+        await write_counters(self.db, counters)
 
     def _plan(self, messages: list[Doc], customers: dict[str, Doc], now: datetime) -> SendPlan:
         """Decide, without I/O, what this pass does with each message, in order.
@@ -178,8 +211,9 @@ class OutboxSender:
                 plan.add(message["_id"], self._defer(message, resume_at[name]))
                 continue
             verdict = self._verdict(message, customers.get(message["customer"]), now)
-            if isinstance(verdict, str):
-                plan.add(message["_id"], self._skip(message, verdict, now))
+            if isinstance(verdict, Verdict):
+                plan.add(message["_id"], self._skip(message, verdict.reason or "skipped", now,
+                                                    verdict.code))
                 continue
             pacer = self.pacers.setdefault(name, Pacer(0))
             cost = self.channels[name].pacing_cost(verdict)
@@ -235,11 +269,11 @@ class OutboxSender:
             "messages", [UpdateOne({"_id": message_id}, update) for message_id in ids])
 
     def _verdict(self, message: Doc, customer: Doc | None,
-                 now: datetime) -> OutboundMessage | str:
-        """The provider message to send, or the reason not to send it (the send policy)."""
+                 now: datetime) -> OutboundMessage | Verdict:
+        """The provider message to send, or the policy's verdict to skip it (its reason)."""
         verdict = may_send(message, customer, now, self.policy, stage="send")
         if verdict.skipped:
-            return verdict.reason or "skipped"
+            return verdict
         template = verdict.template
         return OutboundMessage(
             id=message["_id"], channel=message["channel"], to=message["to"] or "",
@@ -277,6 +311,7 @@ class OutboxSender:
             return await self._transient(message, TransientSendError("network", str(exc)))
         now = self.clock.now()
         self.metrics.sends.labels(message["channel"], "sent").inc()
+        self.settled[message["_id"]] = (message, "sent", None)
         return UpdateOne({"_id": message["_id"]}, _settled(
             "sent", now, status_rank=1, provider_id=provider_id, sent_at=now,
             attempts=message.get("attempts", 0) + 1))
@@ -295,6 +330,7 @@ class OutboxSender:
         now = self.clock.now()
         error = f"{exc.code}: {exc.detail}"[:500]
         self.metrics.sends.labels(message["channel"], "failed").inc()
+        self.settled[message["_id"]] = (message, "failed", None)
         if message.get("flow"):
             await self.report(make_item(
                 dedupe_id=f"delivery:{message['_id']}", kind="send_failure", source="outbox",
@@ -306,8 +342,10 @@ class OutboxSender:
             "failed", now, error, status_rank=4, error=error,
             attempts=message.get("attempts", 0) + 1))
 
-    def _skip(self, message: Doc, reason: str, now: datetime) -> UpdateOne:
+    def _skip(self, message: Doc, reason: str, now: datetime,
+              code: str | None = None) -> UpdateOne:
         self.metrics.sends.labels(message["channel"] or "none", "skipped").inc()
+        self.settled[message["_id"]] = (message, "skipped", code)
         return UpdateOne({"_id": message["_id"]},
                          _settled("skipped", now, reason, error=reason))
 

@@ -12,46 +12,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from durable.lang import m, ruleset, when_all
 
-from bot.core.commands import send
 from bot.core.decide import Outcome
-from bot.core.flows import Flow
-from bot.core.inputs import InboundMessage
 from bot.infra.clock import SystemClock
 from bot.infra.metrics import Metrics
 from bot.runtime.pacing import Pacer
 from bot.runtime.sender import OutboxSender
 from bot.testing import FlowHarness
+from bot.types import Doc
+from tests.support.batching import CUSTOMERS, ECHO, accept_replies, introduce, phone
 from tests.support.monitoring import CommandLog
-
-ECHO = Flow("b_echo", triggers=("message",), marketing=False, receives_messages=True)
-
-with ruleset("b_echo"):
-
-    @when_all(m.type == "message")
-    def echo(c):  # type: ignore[no-untyped-def]
-        send(c, f"recibido: {c.m.text}")
-
-
-CUSTOMERS = 30
-
-
-def phone(n: int) -> str:
-    return f"+54911{n:08d}"
-
-
-async def introduce(h: FlowHarness, count: int) -> None:
-    for n in range(count):
-        await h.customer(f"c{n}", phone=phone(n))
-
-
-async def accept_replies(h: FlowHarness, numbers: range, text: str) -> None:
-    """Replies accepted (persisted) but not yet decided."""
-    for n in numbers:
-        await h.runtime.accept_channel_input("sms", InboundMessage(
-            channel="sms", provider_id=f"{text}-{n}", sender=phone(n), text=text,
-            at=h.clock.now()))
 
 
 async def test_replies_of_many_customers_share_one_lease_one_insert_and_one_commit(
@@ -88,6 +58,8 @@ async def test_a_lone_reply_from_a_customer_decided_here_last_costs_three_round_
         # process committed, so no read), the messages, the commit.
         decision = log.count("customers") + log.count("messages")
         assert decision == {"update": 2, "insert": 1}, decision
+        # Per pass, not per decision: the flow counters' one $inc bulk.
+        assert log.count("flow_stats") == {"update": 1}
         await h.runtime.drain()
         assert [s.text for s in h.to("c0")] == ["recibido: primera", "recibido: segunda"]
 
@@ -188,7 +160,7 @@ async def test_a_commit_whose_lease_was_lost_is_dropped_and_the_rest_of_the_chun
         # Our lease on c1 expires and another worker takes the customer.
         await h.database.customers.update_one(
             {"_id": ids[1]}, {"$set": {"lease": {"owner": "elsewhere", "token": "theirs"}}})
-        decided = []
+        decided: list[tuple[Doc, list[str], Outcome]] = []
         for customer_id in ids:
             doc = docs[customer_id]
             doc.pop("lease")

@@ -30,10 +30,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.bot.test_processes import advance, kill_leftovers, processes_using, server_env
 from tests.fakes.twilio import FakeTwilio
 from tests.support.app import ADMIN_TOKEN, EVENTS_SECRET
-from tests.support.process import ServerProcess, wait_until
+from tests.support.process import (
+    ServerProcess,
+    advance,
+    kill_leftovers,
+    processes_using,
+    server_env,
+    wait_until,
+)
 from tests.support.store_signing import events_headers
 
 pytestmark = pytest.mark.slow

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from durable.lang import m, ruleset, when_all
-
 from bot.core.commands import exit_flow, send
 from bot.core.flows import Flow
+from bot.flows import m, ruleset, when_all
 from bot.testing import FlowHarness
 
 PROMO = Flow("f_promo", triggers=("t.promo",))  # marketing; may start again at once
@@ -17,21 +16,21 @@ SMS_CONSENT = {"sms": True}
 with ruleset("f_promo"):
 
     @when_all(m.type == "t.promo")
-    def promo(c):  # type: ignore[no-untyped-def]
+    def promo(c):
         send(c, f"oferta {c.m.n}")
         exit_flow(c)
 
 with ruleset("f_news"):
 
     @when_all(m.type == "t.news")
-    def news(c):  # type: ignore[no-untyped-def]
+    def news(c):
         send(c, "novedades")
         exit_flow(c)
 
 with ruleset("f_receipt"):
 
     @when_all(m.type == "t.paid")
-    def receipt(c):  # type: ignore[no-untyped-def]
+    def receipt(c):
         send(c, "recibimos tu pago")
         exit_flow(c)
 

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
 from tests.fakes.twilio import FakeTwilio
-from tests.support.app import ADMIN_TOKEN, EVENTS_SECRET
-from tests.support.process import ServerProcess, wait_until
+from tests.support.app import EVENTS_SECRET
+from tests.support.process import (
+    ServerProcess,
+    advance,
+    kill_leftovers,
+    processes_using,
+    server_env,
+    wait_until,
+)
 from tests.support.store_signing import events_headers
 
 pytestmark = pytest.mark.slow
-
-
-def server_env(twilio: FakeTwilio, **extra: str) -> dict[str, str]:
-    return {
-        "ADMIN_TOKEN": ADMIN_TOKEN, "STORE_EVENTS_SECRET": EVENTS_SECRET,
-        "FLOWS_PACKAGE": "tests.support.process_rules",
-        "TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token,
-        "TWILIO_FROM": "+15005550006", "TWILIO_API_URL": twilio.url, "SMS_RATE": "0",
-        "LOG_LEVEL": "WARNING", **extra,
-    }
 
 
 def created(n: int, delay: float) -> bytes:
@@ -39,33 +32,6 @@ def created(n: int, delay: float) -> bytes:
         "customer": {"id": f"cus_{n}", "phone": f"+54911{n:08d}"},
         "data": {"delay": delay, "n": n},
     }).encode()
-
-
-async def advance(server: ServerProcess, seconds: float) -> None:
-    async with aiohttp.ClientSession() as session, session.post(
-            server.url + "/admin/clock/advance", json={"seconds": seconds},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as response:
-        assert response.status == 200, await response.text()
-
-
-def processes_using(path: Path) -> list[int]:
-    """Pids whose command line names ``path`` (the embedded database of a server)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if str(path) in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def kill_leftovers(path: Path) -> None:
-    """Whatever happened in the test, leave no database process behind."""
-    for pid in processes_using(path):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 async def test_kill_9_after_scheduling_a_wait_fires_it_once_after_restart(tmp_path: Path) -> None:

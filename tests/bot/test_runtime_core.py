@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from durable.lang import m, ruleset, when_all
 
 from bot.core.commands import after, ask, days, emit, exit_flow, send, step, tag
 from bot.core.flows import Flow
 from bot.core.inputs import InboundMessage
+from bot.flows import m, ruleset, when_all
 from bot.testing import FlowHarness
 
 CHAIN = Flow("t_chain", triggers=("order.placed",), marketing=False)
@@ -17,11 +17,11 @@ CHAIN = Flow("t_chain", triggers=("order.placed",), marketing=False)
 with ruleset("t_chain"):
 
     @when_all(m.type == "order.placed")
-    def placed(c):  # type: ignore[no-untyped-def]
+    def placed(c):
         emit(c, {"type": "t.thanked", "order": c.m.order_id})
 
     @when_all(m.type == "t.thanked")
-    def thanked(c):  # type: ignore[no-untyped-def]
+    def thanked(c):
         send(c, f"Gracias por el pedido {c.m.order}")
         exit_flow(c, "done")
 
@@ -31,16 +31,16 @@ WAIT = Flow("t_wait", triggers=("customer.created",), marketing=False)
 with ruleset("t_wait"):
 
     @when_all(m.type == "customer.created")
-    def start(c):  # type: ignore[no-untyped-def]
+    def start(c):
         after(c, days(2), {"type": "t.first"})
 
     @when_all(m.type == "t.first")
-    def first(c):  # type: ignore[no-untyped-def]
+    def first(c):
         send(c, "dos días")
         after(c, days(1), {"type": "t.second"})
 
     @when_all(m.type == "t.second")
-    def second(c):  # type: ignore[no-untyped-def]
+    def second(c):
         send(c, "tres días")
         exit_flow(c)
 
@@ -50,23 +50,23 @@ ASK = Flow("t_ask", triggers=("t.go",), marketing=False)
 with ruleset("t_ask"):
 
     @when_all(m.type == "t.go")
-    def go(c):  # type: ignore[no-untyped-def]
+    def go(c):
         ask(c, "¿Te gustó?", name="liked", choices=[("yes", "Sí"), ("no", "No")],
             timeout=days(1))
 
     @when_all((m.type == "message") & (m.question == "liked") & (m.choice == "yes"))
-    def yes(c):  # type: ignore[no-untyped-def]
+    def yes(c):
         step(c, "answered", "yes")
         send(c, "¡Genial!")
         exit_flow(c, "liked")
 
     @when_all((m.type == "message") & (m.question == "liked"))
-    def other(c):  # type: ignore[no-untyped-def]
+    def other(c):
         send(c, f"Anotado: {c.m.text}")
         exit_flow(c, "other")
 
     @when_all((m.type == "timeout") & (m.question == "liked"))
-    def timeout(c):  # type: ignore[no-untyped-def]
+    def timeout(c):
         send(c, "¿Sigues ahí?")
         exit_flow(c, "timeout")
 
@@ -130,7 +130,7 @@ ECHO = Flow("t_echo", triggers=("message",), marketing=False, receives_messages=
 with ruleset("t_echo"):
 
     @when_all(m.type == "message")
-    def echo(c):  # type: ignore[no-untyped-def]
+    def echo(c):
         c.s.count = (c.s.count or 0) + 1
         send(c, f"{c.s.count}: {c.m.text}")
 
@@ -168,11 +168,11 @@ FRAGILE = Flow("t_fragile", triggers=("t.go",), marketing=False)
 with ruleset("t_fragile"):
 
     @when_all(m.type == "t.go")
-    def ask_size(c):  # type: ignore[no-untyped-def]
+    def ask_size(c):
         ask(c, "¿Qué talla?", name="size", timeout=days(1))
 
     @when_all((m.type == "message") & (m.question == "size"))
-    def answered(c):  # type: ignore[no-untyped-def]
+    def answered(c):
         tag(c, f"size_{c.m.text}")
         send(c, f"Talla {c.m.text} anotada")
         if c.m.text == "boom":

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from durable.lang import m, ruleset, when_all
-
 from bot.core.commands import send
 from bot.core.flows import Flow
 from bot.core.inputs import InboundMessage
+from bot.flows import m, ruleset, when_all
 from bot.runtime.inbox import make_item
 from bot.testing import FlowHarness
 
@@ -18,7 +17,7 @@ REPLY = Flow("t_stop_reply", triggers=("message",), marketing=False, receives_me
 with ruleset("t_stop_reply"):
 
     @when_all(m.type == "message")
-    def reply(c):  # type: ignore[no-untyped-def]
+    def reply(c):
         send(c, f"recibido: {c.m.text}")
 
 

@@ -8,11 +8,11 @@ Items and documents stored under the old names are still processed.
 
 from __future__ import annotations
 
-from durable.lang import m, ruleset, when_all
 from pymongo import ASCENDING
 
 from bot.core.commands import send, tag
 from bot.core.flows import Flow
+from bot.flows import m, ruleset, when_all
 from bot.infra.database import open_database
 from bot.infra.settings import Settings
 from bot.runtime.inbox import make_item
@@ -24,11 +24,11 @@ NOTIFY = Flow("u_notify", triggers=("message",), marketing=False, receives_messa
 with ruleset("u_notify"):
 
     @when_all(m.type == "message")
-    def answer(c):  # type: ignore[no-untyped-def]
+    def answer(c):
         send(c, "recibido", step="answer")
 
     @when_all(m.type == "message.failed")
-    def failed(c):  # type: ignore[no-untyped-def]
+    def failed(c):
         tag(c, "answer_failed")
 
 
@@ -63,7 +63,8 @@ async def test_a_receipt_stored_under_the_old_kind_status_moves_the_message(
         [after] = [message for message in await h.messages("cus_1")
                    if message["_id"] == answer["_id"]]
         assert after["status"] == "delivered"
-        assert (await h.database.inbox.find_one({"_id": "sms:status:old"}))["state"] == "done"
+        receipt = await h.database.inbox.find_one({"_id": "sms:status:old"})
+        assert receipt is not None and receipt["state"] == "done"
 
 
 async def test_a_failed_send_stored_under_the_old_kind_delivery_reaches_the_flow(
@@ -79,7 +80,7 @@ async def test_a_failed_send_stored_under_the_old_kind_delivery_reaches_the_flow
         await h.runtime.drain()
         assert "answer_failed" in (await h.customer_doc("cus_1"))["tags"]
         item = await h.database.inbox.find_one({"_id": f"delivery:{answer['_id']}"})
-        assert item["state"] == "done"
+        assert item is not None and item["state"] == "done"
 
 
 async def test_the_internal_customer_id_is_renamed_customer_once(
@@ -100,5 +101,6 @@ async def test_the_internal_customer_id_is_renamed_customer_once(
         assert "customer" not in indexes
         assert indexes["by_customer"]["key"] == [("customer", ASCENDING)]
         await database.ensure_indexes()  # and every start after it: nothing to do
-        assert (await database.codes.find_one({"_id": "CODE-1"}))["customer"] == "c1"
+        code = await database.codes.find_one({"_id": "CODE-1"})
+        assert code is not None and code["customer"] == "c1"
         await database.client.drop_database(db_name)

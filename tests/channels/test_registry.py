@@ -21,7 +21,7 @@ TELEGRAM = {"telegram_bot_token": "1:t", "telegram_secret_token": "s"}
 def test_names_map_to_classes() -> None:
     expected = {"whatsapp": WhatsAppChannel, "telegram": TelegramChannel, "sms": SmsChannel}
     assert expected == CHANNEL_CLASSES
-    assert all(cls.name == name for name, cls in CHANNEL_CLASSES.items())
+    assert all(cls.traits(Settings()).name == name for name, cls in CHANNEL_CLASSES.items())
 
 
 @pytest.mark.parametrize(

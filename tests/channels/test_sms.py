@@ -201,6 +201,7 @@ def test_interim_statuses_give_nothing(parser: SmsChannel, status: str) -> None:
 def test_mms_with_a_caption_is_text(parser: SmsChannel) -> None:
     params = twilio_inbound_form("mirá", media_urls=["https://api.twilio.com/x.jpg"])
     [message] = parser.parse({}, form_body(params))
+    assert isinstance(message, InboundMessage)
     assert (message.kind, message.text) == ("text", "mirá")
 
 
@@ -366,5 +367,6 @@ async def test_the_fake_plays_twilio_status_callbacks(fake: FakeTwilio, parser: 
     [(signed, body)] = received
     parser.verify({"X-Twilio-Signature": signed}, body, callback)
     [status] = parser.parse({}, body)
+    assert isinstance(status, DeliveryStatus)
     assert (status.provider_id, status.status, status.error_code) == (sid, "undelivered", "30003")
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from bot.core.inputs import InboundMessage
 from bot.infra.settings import Settings
 from channels.base import Choice, OutboundMessage, TemplateRef
 from channels.errors import (
@@ -141,11 +142,13 @@ def test_message_time_is_telegrams(parser: TelegramChannel) -> None:
 )
 def test_start_commands(parser: TelegramChannel, text: str, token: str | None) -> None:
     [message] = parser.parse({}, json_body(telegram_message_update(text)))
+    assert isinstance(message, InboundMessage)
     assert (message.kind, message.start_token) == ("start", token)
 
 
 def test_other_commands_are_text(parser: TelegramChannel) -> None:
     [message] = parser.parse({}, json_body(telegram_message_update("/help")))
+    assert isinstance(message, InboundMessage)
     assert (message.kind, message.text) == ("text", "/help")
 
 
@@ -153,6 +156,7 @@ def test_each_callback_query_is_unique(parser: TelegramChannel) -> None:
     buttons = {"y": "Sí", "n": "No"}
     first = parser.parse({}, json_body(telegram_callback_update("n", buttons=buttons)))
     second = parser.parse({}, json_body(telegram_callback_update("n", buttons=buttons)))
+    assert isinstance(first[0], InboundMessage)
     assert first[0].text == "No"
     assert first[0].provider_id != second[0].provider_id
 

@@ -199,6 +199,9 @@ def test_parse_builders_round_trip(parser: WhatsAppChannel) -> None:
     [status] = parser.parse({}, json_body(whatsapp_status_webhook("wamid.X", "read")))
     [failed] = parser.parse({}, json_body(whatsapp_status_webhook("wamid.X", "failed",
                                                                   error_code=131026)))
+    assert isinstance(text, InboundMessage) and isinstance(button, InboundMessage)
+    assert isinstance(row, InboundMessage)
+    assert isinstance(status, DeliveryStatus) and isinstance(failed, DeliveryStatus)
     assert (text.kind, text.text, text.sender, text.user_id) == ("text", "STOP", ANA, USER_ID)
     assert (button.kind, button.choice_id, button.text) == ("choice", "yes", "Sí")
     assert (row.kind, row.choice_id) == ("choice", "r3")
@@ -208,6 +211,7 @@ def test_parse_builders_round_trip(parser: WhatsAppChannel) -> None:
 
 def test_username_user_without_phone_is_known_by_user_id(parser: WhatsAppChannel) -> None:
     [message] = parser.parse({}, json_body(whatsapp_text_webhook("hola", phone=None)))
+    assert isinstance(message, InboundMessage)
     assert message.sender == USER_ID
     assert message.user_id == USER_ID
 
@@ -222,6 +226,7 @@ def test_several_contacts_are_matched_to_their_messages(parser: WhatsAppChannel)
     value["statuses"] = whatsapp_status_webhook("wamid.Y")["entry"][0]["changes"][0]["value"][
         "statuses"]
     uno, dos, status = parser.parse({}, json_body(first))
+    assert isinstance(uno, InboundMessage) and isinstance(dos, InboundMessage)
     assert (uno.text, uno.sender, uno.profile_name) == ("uno", ANA, "Ana")
     assert (dos.text, dos.sender, dos.user_id, dos.profile_name) == (
         "dos", "+5491199998888", "AR.42", "Bea")
@@ -258,6 +263,7 @@ def test_malformed_payloads_are_refused(
 ) -> None:
     if problem is None:  # the contact still names the user: accepted
         [message] = parser.parse({}, body)
+        assert isinstance(message, InboundMessage)
         assert message.user_id == USER_ID
         return
     with pytest.raises(BadPayload, match=problem):

@@ -142,6 +142,10 @@ class FakeProvider:
 
     # -- failures ----------------------------------------------------------------
 
+    def clear_failures(self) -> None:
+        """Drop the failures still scripted (the next calls succeed)."""
+        self._failures.clear()
+
     def _script(self, failure: Failure) -> None:
         self._failures.append(failure)
 

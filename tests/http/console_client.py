@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from tests.support.app import AUTH, Service
@@ -23,7 +23,7 @@ def csrf_of(html: str) -> str:
 class Browser:
     """One person at a browser: a cookie jar of their own on the service's server."""
 
-    def __init__(self, client: TestClient) -> None:  # type: ignore[type-arg]
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
         self.client = client
         self.csrf = ""
 

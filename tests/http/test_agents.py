@@ -46,6 +46,7 @@ async def test_admins_create_agents_stored_with_an_argon2_hash_only(
                        "lang": "es", "created_at": created["created_at"]}
     stored = await service.client.app[DATABASE].db["agents"].find_one(
         {"_id": "lucia@shop.example"})
+    assert stored is not None
     assert stored["password_hash"].startswith("$argon2id$")
     assert PASSWORD not in str(stored)
     again = await service.api("POST", "/api/agents", expect=409, json={

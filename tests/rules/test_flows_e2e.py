@@ -11,7 +11,7 @@ from tests.support.signing import whatsapp_button_webhook, whatsapp_text_webhook
 
 PHONE = "+5491122334455"
 DIGITS = PHONE.lstrip("+")
-CHECKOUT = {"checkout_id": "chk_1", "recovery_url": "https://tienda.example/r/chk_1",
+CHECKOUT: dict[str, Any] = {"checkout_id": "chk_1", "recovery_url": "https://tienda.example/r/chk_1",
             "total": 120.0, "currency": "ARS",
             "items": [{"sku": "REM-1", "title": "Remera", "quantity": 1, "price": 120.0}]}
 

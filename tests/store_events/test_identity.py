@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient
 
@@ -29,7 +30,7 @@ PHONE = "+5491122334455"
 
 @dataclass
 class App:
-    client: TestClient  # type: ignore[type-arg]
+    client: TestClient[web.Request, web.Application]
     service: Service
     db: Any
 

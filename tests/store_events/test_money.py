@@ -163,9 +163,11 @@ async def test_a_checkout_with_money_as_strings_reaches_the_cart_flow(
     try:
         db = mongo[db_name]
         stored = await db.inbox.find_one({"payload.id": "evt_1"})
+        assert stored is not None
         assert stored["payload"]["data"]["total"] == "59.90"
         await service.advance(0)
         doc = await db.customers.find_one({"keys": "store:cus_1"})
+        assert doc is not None
         [wait] = [w for w in doc["waits"] if w["id"] == "cart:chk_1"]
         assert wait["event"]["total"] == "59.90"
         assert wait["event"]["items"][0]["price"] == "59.90"

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient
 
@@ -52,7 +53,7 @@ def signed(route: str, body: bytes, topic: str, delivery: str,
 
 @dataclass
 class App:
-    client: TestClient  # type: ignore[type-arg]
+    client: TestClient[web.Request, web.Application]
     service: Service
     db: Any  # AsyncDatabase of the app's test database
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient
 
@@ -106,7 +107,7 @@ def test_observe_keeps_only_what_is_not_implied_and_at_most_a_few() -> None:
 
 @dataclass
 class App:
-    client: TestClient  # type: ignore[type-arg]
+    client: TestClient[web.Request, web.Application]
     service: Service
     db: Any
     fakes: Fakes

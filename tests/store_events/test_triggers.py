@@ -13,7 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from durable.lang import m, ruleset, when_all
 
 from bot.core import waits
 from bot.core.commands import exit_flow, send
@@ -21,6 +20,7 @@ from bot.core.customers import add_keys, new_customer
 from bot.core.flows import Flow
 from bot.core.lifecycle import TriggerPolicy, schedule_lifecycle
 from bot.core.policy import SendPolicy, not_before
+from bot.flows import m, ruleset, when_all
 from bot.testing import FlowHarness
 from tests.support.monitoring import CommandLog
 
@@ -29,7 +29,7 @@ CART = Flow("se_cart", triggers=("cart.abandoned",))
 with ruleset("se_cart"):
 
     @when_all(m.type == "cart.abandoned")
-    def abandoned(c):  # type: ignore[no-untyped-def]
+    def abandoned(c):
         send(c, f"cart {c.m.checkout_id}")
         exit_flow(c, "sent")
 
@@ -39,7 +39,7 @@ BIRTHDAY = Flow("se_birthday", triggers=("customer.birthday",))
 with ruleset("se_birthday"):
 
     @when_all(m.type == "customer.birthday")
-    def birthday(c):  # type: ignore[no-untyped-def]
+    def birthday(c):
         send(c, "feliz cumple")
         exit_flow(c, "sent")
 
@@ -49,7 +49,7 @@ INACTIVE = Flow("se_inactive", triggers=("customer.inactive",))
 with ruleset("se_inactive"):
 
     @when_all(m.type == "customer.inactive")
-    def inactive(c):  # type: ignore[no-untyped-def]
+    def inactive(c):
         send(c, "te extrañamos")
         exit_flow(c, "sent")
 
@@ -382,7 +382,7 @@ RESTOCK = Flow("se_restock", triggers=("product.back_in_stock",), marketing=Fals
 with ruleset("se_restock"):
 
     @when_all(m.type == "product.back_in_stock")
-    def restocked(c):  # type: ignore[no-untyped-def]
+    def restocked(c):
         send(c, f"Volvió {c.m.product_id}")
         exit_flow(c, "told")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.infra.settings import Settings
@@ -72,7 +73,7 @@ def make_settings(mongo_uri: str, db_name: str, fakes: Fakes | None = None,
 class Service:
     """A test client for the running app, with the calls tests make most."""
 
-    def __init__(self, client: TestClient) -> None:  # type: ignore[type-arg]
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
         self.client = client
 
     async def advance(self, seconds: float = 0) -> str:

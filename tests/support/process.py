@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 
 from bot.infra.embedded_db import free_port
+from tests.fakes.twilio import FakeTwilio
+from tests.support.app import ADMIN_TOKEN, EVENTS_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,3 +109,20 @@ def kill_leftovers(path: Path) -> None:
     for pid in processes_using(path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def server_env(twilio: FakeTwilio, **extra: str) -> dict[str, str]:
+    return {
+        "ADMIN_TOKEN": ADMIN_TOKEN, "STORE_EVENTS_SECRET": EVENTS_SECRET,
+        "FLOWS_PACKAGE": "tests.support.process_rules",
+        "TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "TWILIO_FROM": "+15005550006", "TWILIO_API_URL": twilio.url, "SMS_RATE": "0",
+        "LOG_LEVEL": "WARNING", **extra,
+    }
+
+
+async def advance(server: ServerProcess, seconds: float) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+            server.url + "/admin/clock/advance", json={"seconds": seconds},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as response:
+        assert response.status == 200, await response.text()

@@ -6,20 +6,18 @@ customer writes comes back as "eco: <text>" on the same channel.
 
 from __future__ import annotations
 
-from durable.lang import m, ruleset, when_all
-
 from bot.commands import handoff, send
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 
 FLOW = Flow("echo", triggers=("message",), marketing=False, receives_messages=True)
 
 with ruleset(FLOW.name):
 
     @when_all((m.type == "message") & (m.text == "humano"))
-    def human(c):  # type: ignore[no-untyped-def]
+    def human(c):
         send(c, "Te paso con una persona.")
         handoff(c, "pidió hablar con una persona")
 
     @when_all(m.type == "message")
-    def echo(c):  # type: ignore[no-untyped-def]
+    def echo(c):
         send(c, f"eco: {c.m.text}" + (f" [{c.m.choice}]" if c.m.choice else ""))

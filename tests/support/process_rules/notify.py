@@ -7,10 +7,8 @@ the template outside the 24-hour window); ``product.back_in_stock`` ->
 
 from __future__ import annotations
 
-from durable.lang import m, ruleset, when_all
-
 from bot.commands import exit_flow, send
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 
 FLOW = Flow("notify", triggers=("order.fulfilled", "product.back_in_stock"),
             templates={"shipped": "order_shipped"})
@@ -18,11 +16,11 @@ FLOW = Flow("notify", triggers=("order.fulfilled", "product.back_in_stock"),
 with ruleset(FLOW.name):
 
     @when_all(m.type == "order.fulfilled")
-    def shipped(c):  # type: ignore[no-untyped-def]
+    def shipped(c):
         send(c, f"Tu pedido {c.m.order_id} ya salió.", step="shipped")
         exit_flow(c, "sent")
 
     @when_all(m.type == "product.back_in_stock")
-    def restock(c):  # type: ignore[no-untyped-def]
+    def restock(c):
         send(c, "¡Volvió el producto que mirabas!", step="restock")
         exit_flow(c, "sent")

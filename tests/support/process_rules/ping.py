@@ -7,21 +7,19 @@ out once, whatever happens to the processes.
 
 from __future__ import annotations
 
-from durable.lang import m, ruleset, when_all
-
 from bot.commands import after, exit_flow, send
-from bot.flows import Flow
+from bot.flows import Flow, m, ruleset, when_all
 
 FLOW = Flow("ping", triggers=("customer.created",), marketing=False)
 
 with ruleset(FLOW.name):
 
     @when_all(m.type == "customer.created")
-    def schedule(c):  # type: ignore[no-untyped-def]
+    def schedule(c):
         c.s.n = c.m.n
         after(c, float(c.m.delay), {"type": "ping.due"})
 
     @when_all(m.type == "ping.due")
-    def ping(c):  # type: ignore[no-untyped-def]
+    def ping(c):
         send(c, f"ping {c.s.n}", channel="sms")
         exit_flow(c, "pinged")
