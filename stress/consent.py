@@ -53,9 +53,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stress.inprocess import Running, mongo, running
+from stress.inprocess import Running, running
 from stress.report import Row
 from tests.support.app import SHOPIFY_SECRET
+from tests.support.mongo import mongo
 from tests.support.signing import (
     json_body,
     telegram_message_update,

@@ -40,7 +40,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from stress.inprocess import ErrorLog, LoopService, Running, app_routes, mongo
+from stress.inprocess import ErrorLog, LoopService, Running, app_routes
 from stress.report import Row
 from tests.support.app import (
     ADMIN_TOKEN,
@@ -64,6 +64,7 @@ from tests.support.fuzzing import (
     query_params,
     store_bodies,
 )
+from tests.support.mongo import mongo
 from tests.support.signing import (
     form_body,
     json_body,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -30,27 +29,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.http.appkeys import DATABASE
 from bot.infra.database import Database
-from bot.infra.embedded_db import EmbeddedMongo
 from server import create_app
 from tests.support.app import Fakes, Service, make_settings
 
 SERVICE_LOGGERS = ("chasqui", "bot", "channels", "store_events", "rules", "server",
                    "aiohttp.server", "aiohttp.web")
-
-
-@contextlib.contextmanager
-def mongo() -> Iterator[str]:
-    """A MongoDB URI: ``MONGODB_URI``, or an embedded in-memory server for the run."""
-    external = os.environ.get("MONGODB_URI")
-    if external:
-        yield external
-        return
-    server = EmbeddedMongo(":memory:")
-    asyncio.run(server.start())
-    try:
-        yield server.uri
-    finally:
-        server.stop()
 
 
 @dataclass

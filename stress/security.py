@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import server
-from stress.inprocess import Running, app_routes, mongo, running
+from stress.inprocess import Running, app_routes, running
 from stress.report import Row
 from tests.support.app import (
     ADMIN_TOKEN,
@@ -54,6 +54,7 @@ from tests.support.app import (
     WOO_SECRET,
     customer_event,
 )
+from tests.support.mongo import mongo
 from tests.support.signing import (
     json_body,
     signed_twilio,

@@ -7,9 +7,7 @@ name. A guard makes any connection off loopback fail the test.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,23 +15,15 @@ from typing import Any
 
 import pytest
 
-from bot.infra.embedded_db import EmbeddedMongo
 from tests.support.app import Fakes
+from tests.support.mongo import mongo
 
 
 @pytest.fixture(scope="session")
 def mongo_uri() -> Iterator[str]:
     """A MongoDB URI for the session: ``MONGODB_URI`` or an in-memory embedded server."""
-    external = os.environ.get("MONGODB_URI")
-    if external:
-        yield external
-        return
-    server = EmbeddedMongo(":memory:")
-    asyncio.run(server.start())
-    try:
-        yield server.uri
-    finally:
-        server.stop()
+    with mongo() as uri:
+        yield uri
 
 
 @pytest.fixture

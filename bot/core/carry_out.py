@@ -21,7 +21,7 @@ from bot.core import commands as cmd
 from bot.core import waits
 from bot.core.compose import build_message, choose_channel, conversation_id, record_marketing
 from bot.core.customers import facts, record_consent
-from bot.core.flows import Flow
+from bot.core.flows import START, Flow
 from bot.core.inputs import InboundMessage
 from bot.core.stats import flow_version, remember_message
 from bot.types import Doc
@@ -113,15 +113,20 @@ class Executor:
             "last_step": run.get("step"), "version": names["version"],
             "variant": names["variant"],
         })
-        self.out.stats.append({"kind": "ended", **names, "outcome": outcome})
+        # The transition out: from the run's last step to ``exit:<outcome>``.
+        self.out.stats.append({"kind": "ended", **names, "outcome": outcome,
+                               "from": run.get("step") or START})
 
     def record_step(self, run: Doc, flow: Flow, name: str, outcome: str, **data: Any) -> None:
         entry = {"step": name, "at": self.now, "outcome": outcome, **data}
         run["history"] = (run["history"] + [entry])[-MAX_HISTORY:]
+        previous = run.get("step") or START
         run["step"] = name
         self.out.steps.append((flow.name, name))
         if not (outcome == "failed" and "error" in data):  # a failed send's report: no new step
-            self.out.stats.append({"kind": "reached", **self.run_names(flow.name), "step": name})
+            # ``from``: the transition counted with the step (``transitions.<from>.<to>``).
+            self.out.stats.append({"kind": "reached", **self.run_names(flow.name), "step": name,
+                                   "from": previous})
 
     # --------------------------------------------------------------- commands
 

@@ -16,7 +16,14 @@ being the UTC date the fact was committed (``"2026-03-09"``)::
      "runs": {"started": n, "ended": {outcome: n}},
      "steps": {step: {"reached", "sent", "delivered", "read", "replied",
                       "failed", "skipped": {reason: n}}},
+     "transitions": {from: {to: n}},
      "conversions": {"orders": n}, "revenue": {currency: Decimal128}}
+
+``transitions`` counts each way a run moved: from its previous step (``started``
+for the first) to the step it reached, or to ``exit:<outcome>`` when it
+ended, the names of the flow's ``edges``. Days counted before transitions
+were recorded have fewer of them than steps reached and runs ended, and a
+period holding such a day answers without ``transitions`` (:func:`_transitions`).
 
 plus one all-time document per (flow, version, variant) (``day: None``) with
 the run counts only, so ``active`` (started minus ended) needs no scan of
@@ -38,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.core.flows import Flow
+from bot.core.flows import EXIT, START, Flow
 from bot.core.policy import REASON_CODES, reason_code
 from bot.types import Doc
 
@@ -157,6 +164,11 @@ class Counters:
         self.add(run, at, f"runs.ended.{escape(outcome)}")
         self.add(run, None, f"runs.ended.{escape(outcome)}")
 
+    def transition(self, run: Mapping[str, Any], at: datetime, source: str,
+                   target: str) -> None:
+        """A run moved from ``source`` to ``target`` (a step, or ``exit:<outcome>``)."""
+        self.add(run, at, f"transitions.{escape(source)}.{escape(target)}")
+
     def conversion(self, run: Mapping[str, Any], at: datetime, total: Decimal | None,
                    currency: str | None) -> None:
         self.add(run, at, "conversions.orders")
@@ -197,8 +209,12 @@ def from_outcome(counters: Counters, facts: Iterable[Doc], messages: Iterable[Do
             counters.run_started(fact, now)
         elif kind == "ended":
             counters.run_ended(fact, now, fact["outcome"])
+            if fact.get("from") is not None:
+                counters.transition(fact, now, fact["from"], EXIT + fact["outcome"])
         elif kind in ("reached", "replied"):
             counters.step(fact, now, fact["step"], kind)
+            if kind == "reached" and fact.get("from") is not None:
+                counters.transition(fact, now, fact["from"], fact["step"])
         elif kind == "skipped":
             counters.skipped(fact, now, fact["step"], fact["reason"])
     for message in messages:
@@ -367,7 +383,7 @@ def _figures(total: Doc, flow: Flow | None, declared: bool) -> Doc:
         row["skipped"] = {unescape(k): int(v) for k, v in sorted(counts.get("skipped", {}).items())}
         rows.append(row)
     runs = total.get("runs", {})
-    return {
+    figures: Doc = {
         "runs": {"started": int(runs.get("started", 0)),
                  "ended": {unescape(k): int(v) for k, v in sorted(runs.get("ended", {}).items())}},
         "steps": rows,
@@ -376,6 +392,30 @@ def _figures(total: Doc, flow: Flow | None, declared: bool) -> Doc:
             "revenue": {unescape(k): decimal_text(v)
                         for k, v in sorted(total.get("revenue", {}).items())}},
     }
+    moved = _transitions(total)
+    if moved is not None:
+        figures["transitions"] = moved
+    return figures
+
+
+def _transitions(total: Mapping[str, Any]) -> list[Doc] | None:
+    """``[{"from", "to", "count"}]`` when every move of the period was counted, else None.
+
+    Each step reached (but the first, ``started``) and each run ended counts
+    one transition; a period with a day counted before transitions were has
+    fewer, and its edges are then left to the diagram's estimate rather than
+    shown low.
+    """
+    pairs = [(unescape(source), unescape(target), int(n))
+             for source, targets in sorted(total.get("transitions", {}).items())
+             for target, n in sorted(targets.items())]
+    steps = total.get("steps", {})
+    expected = sum(int(counts.get("reached", 0)) for name, counts in steps.items()
+                   if unescape(name) != START)
+    expected += sum(int(n) for n in total.get("runs", {}).get("ended", {}).values())
+    if sum(n for _, _, n in pairs) != expected:
+        return None
+    return [{"from": source, "to": target, "count": n} for source, target, n in pairs]
 
 
 def _active(all_time: Iterable[Mapping[str, Any]]) -> int:
@@ -397,7 +437,8 @@ def summarize(flow: Flow | None, days: Iterable[Mapping[str, Any]],
     total: Doc = {}
     by_variant: dict[str, Doc] = {}
     for doc in days:
-        counted = {k: doc[k] for k in ("runs", "steps", "conversions", "revenue") if k in doc}
+        counted = {k: doc[k] for k in ("runs", "steps", "transitions", "conversions", "revenue")
+                   if k in doc}
         _add_into(total, counted)
         if doc.get("variant") is not None:
             _add_into(by_variant.setdefault(str(doc["variant"]), {}), counted)

@@ -16,8 +16,10 @@ count (an edge nobody took is a thin dashed line); each step shows its
 share of the runs that started, and, when the counts of every way out of it
 are known, the share of those who reached it and went no further, in red
 from half up. Edge counts are exact when the answer carries
-``transitions``, or when the edge is its target's only way in; otherwise the
-edge shows an upper bound ("≤ n").
+``transitions`` (counted with every step since they were recorded, see
+``bot.core.stats``); for a period holding days counted before that, an edge
+is exact only when it is its target's only way in, and otherwise shows an
+upper bound ("≤ n").
 
 Only presentation attributes, never ``style``: the console's CSP
 (``style-src 'self'``) would drop inline styles from an inline SVG. Every
@@ -75,8 +77,17 @@ def node_counts(flow: Flow, stats: Doc) -> dict[str, int]:
 
 
 def edge_counts(flow: Flow, stats: Doc, counts: dict[str, int]) -> dict[tuple[str, str], Count]:
-    known = {(t.get("from"), t.get("to")): int(t.get("count") or 0)
-             for t in stats.get("transitions") or []}
+    """Each declared edge's count: from ``transitions`` when the answer has them (every
+    move of the period counted, so an edge not listed was not taken), else estimated
+    from the node counts (periods with days counted before transitions were)."""
+    listed = stats.get("transitions")
+    if listed is not None:
+        known: dict[tuple[str, str], int] = {}
+        for t in listed:
+            pair = (str(t.get("from")), str(t.get("to")))
+            known[pair] = known.get(pair, 0) + int(t.get("count") or 0)
+        return {(e.source, e.target): Count(known.get((e.source, e.target), 0), True)
+                for e in transitions(flow)}
     ways_in: dict[str, int] = {}
     for edge in transitions(flow):
         if edge.source != edge.target:
@@ -84,9 +95,7 @@ def edge_counts(flow: Flow, stats: Doc, counts: dict[str, int]) -> dict[tuple[st
     found: dict[tuple[str, str], Count] = {}
     for edge in transitions(flow):
         pair = (edge.source, edge.target)
-        if pair in known or (stats.get("transitions") is not None and edge.source != edge.target):
-            found[pair] = Count(known.get(pair, 0), True)
-        elif edge.source != edge.target and ways_in.get(edge.target) == 1:
+        if edge.source != edge.target and ways_in.get(edge.target) == 1:
             found[pair] = Count(counts[edge.target], True)
         else:
             found[pair] = Count(min(counts[edge.source], counts[edge.target]), False)

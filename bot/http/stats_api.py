@@ -4,7 +4,10 @@
   one, or the hash of its module's source: ``bot.core.stats.flow_version``);
 - ``GET /api/flows/{name}/stats?from=&to=``: the period's figures, summed from
   the daily counters (``bot.core.stats``), at most 366 days of documents per
-  version and variant, never a scan of runs;
+  version and variant, never a scan of runs; beyond the contract's fields,
+  ``transitions`` (``[{"from", "to", "count"}]``, every move of the runs,
+  left out when a day of the period was counted before they were), which
+  the diagram draws as exact edge counts;
 - ``GET /api/flows/{name}/runs?step=&outcome=&from=&to=&limit=&cursor=``: the
   runs that ended in the period (``flow_runs``), oldest first, a page at a
   time; ``next`` is the cursor of the following page (None on the last);

@@ -128,6 +128,31 @@ def test_edge_counts_and_drop_off_are_visible() -> None:
     assert re.search(r'data-step="interested" data-count="38" data-drop="0.18"', exact)
 
 
+EDGE = re.compile(r'<g class="edge" data-from="([^"]+)" data-to="([^"]+)" data-count="(\d+)" '
+                  r'data-exact="(true|false)">.*?<text [^>]*>([^<]*)</text></g>')
+
+
+def test_with_transitions_every_edge_shows_its_exact_count() -> None:
+    flow = SHIPPED["cart_recovery"]
+    stats = {**cart_stats(), "transitions": [
+        {"from": "interested", "to": "question", "count": 4},
+        {"from": "interested", "to": "exit:expired", "count": 2}]}
+    edges = {(f, t): (int(n), exact, text) for f, t, n, exact, text
+             in EDGE.findall(render_svg(flow, stats))}
+    assert len(edges) == len(flow.edges)
+    assert {exact for _, exact, _ in edges.values()} == {"true"}
+    assert edges[("interested", "question")] == (4, "true", "a question · 4")
+    assert edges[("interested", "exit:expired")] == (2, "true", "5 days, any step · 2")
+    # Not listed: not taken, a self-loop too (every move is counted).
+    assert edges[("why", "reason")] == (0, "true", "a reason · 0")
+    assert edges[("question", "question")] == (0, "true", "yes, more · 0")
+    assert "≤" not in render_svg(flow, stats)
+    # Days counted before transitions were: the same self-loop is only bounded.
+    old = {(f, t): (exact, text) for f, t, _, exact, text
+           in EDGE.findall(render_svg(flow, cart_stats()))}
+    assert old[("question", "question")] == ("false", "yes, more · ≤ 0")
+
+
 def test_svg_text_is_escaped() -> None:
     flow = Flow("t_<b>", triggers=("a&b",), steps={"x<y": "send"},
                 edges=(("started", "x<y", '"quoted" & <tag>'), ("x<y", "exit:done")))

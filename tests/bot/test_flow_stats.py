@@ -15,7 +15,7 @@ import pytest
 
 from bot.core import policy
 from bot.core.policy import may_send, reason_code
-from bot.core.stats import Counters, attribute, escape, unescape
+from bot.core.stats import Counters, attribute, escape, from_outcome, summarize, unescape
 from bot.http.stats_api import period_figures
 from bot.testing import FlowHarness
 from rules import cart_recovery
@@ -161,6 +161,38 @@ def test_counters_merge_by_document_and_keep_money_exact() -> None:
     assert all_time["$inc"] == {"runs.ended.exit:order%2Eplaced": 1}
     for name in ("a.b", "$x", "50%", "", "%2E"):
         assert unescape(escape(name)) == name and "." not in escape(name)
+
+
+def test_transitions_are_summed_by_day_and_left_out_when_a_day_lacks_them() -> None:
+    run = {"flow": "f", "version": "v1", "variant": None}
+    counters = Counters()
+    day1, day2 = datetime(2026, 3, 1, 12, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)
+    facts = [{"kind": "started", **run}, {"kind": "reached", **run, "step": "started"},
+             {"kind": "reached", **run, "step": "ask", "from": "started"},
+             {"kind": "ended", **run, "outcome": "order.placed", "from": "ask"}]
+    from_outcome(counters, facts, [], day1)
+    from_outcome(counters, facts[:3], [], day2)
+    days = [{**update["$setOnInsert"], **unflatten(update["$inc"])}
+            for _, update in counters.updates() if update["$setOnInsert"]["day"]]
+    moved = summarize(None, days, [])["transitions"]
+    assert moved == [{"from": "ask", "to": "exit:order.placed", "count": 1},
+                     {"from": "started", "to": "ask", "count": 2}]
+    # A day counted before transitions were: the period has no exact edges to give.
+    legacy = {"flow": "f", "day": "2026-02-28", "runs": {"started": 1},
+              "steps": {"started": {"reached": 1}, "ask": {"reached": 1}}}
+    assert "transitions" not in summarize(None, [*days, legacy], [])
+
+
+def unflatten(incs: dict[str, Any]) -> dict[str, Any]:
+    """A fresh document's fields after ``$inc`` of dotted paths."""
+    doc: dict[str, Any] = {}
+    for path, amount in incs.items():
+        *parents, last = path.split(".")
+        here = doc
+        for name in parents:
+            here = here.setdefault(name, {})
+        here[last] = amount
+    return doc
 
 
 @pytest.mark.parametrize(("fields", "who", "code"), [

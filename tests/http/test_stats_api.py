@@ -155,6 +155,13 @@ async def test_a_scripted_week_gives_the_hand_computed_figures(
     assert row(cart, "reminder") == counts(step="reminder", reached=2, sent=2)
     assert cart["conversions"] == {"orders": 3, "revenue": {"ARS": "120.50", "USD": "10.20"}}
     assert "variants" not in cart  # no flow records a split yet
+    # Every move of every run, from its previous step (an exit from its last one).
+    assert {(t["from"], t["to"]): t["count"] for t in cart["transitions"]} == {
+        ("started", "interested"): 4,
+        ("interested", "link"): 1, ("link", "thanks"): 1, ("thanks", "exit:purchased"): 1,
+        ("interested", "why"): 1, ("why", "reason"): 1, ("reason", "thanks_reason"): 1,
+        ("thanks_reason", "exit:declined"): 1,
+        ("interested", "reminder"): 2, ("reminder", "exit:no_reply"): 2}
 
     survey = await service.api("GET", "/api/flows/post_purchase_survey/stats")
     assert survey["runs"] == {"started": 2, "active": 0,
