@@ -11,13 +11,11 @@ to ``docs/`` for the README.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from server import create_app
+from tests.browser.conftest import TIMEOUT_MS
 from tests.http.console_client import PASSWORD, create_agent
 from tests.support.app import Fakes, Service, make_settings, with_test_flows
 from tests.support.signing import whatsapp_status_webhook, whatsapp_text_webhook
@@ -25,27 +23,6 @@ from tests.support.signing import whatsapp_status_webhook, whatsapp_text_webhook
 PHONE = "+5491122334455"
 DIGITS = PHONE.lstrip("+")
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-TIMEOUT_MS = 10_000
-
-
-def chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture
-def browser_path() -> str:
-    path = chromium()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Chromium found (install the Debian package chromium)")
-        pytest.skip("no Chromium found: install the Debian package chromium, or set CHROMIUM")
-    return path
-
-
 async def test_an_agent_works_a_handoff_in_the_browser(
         aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
         browser_path: str) -> None:

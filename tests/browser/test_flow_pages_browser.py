@@ -12,15 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from server import create_app
-from tests.browser.test_console_browser import TIMEOUT_MS, browser_path  # noqa: F401 (fixture)
-from tests.http.console_client import PASSWORD, create_agent
-from tests.http.test_console_flows import declined_cart
+from tests.browser.conftest import TIMEOUT_MS
+from tests.http.console_client import PASSWORD, create_agent, declined_cart
 from tests.support.app import Fakes, Service, make_settings
 
 
 async def test_the_flow_page_shows_the_funnel_of_a_cart_run(
         aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
-        browser_path: str) -> None:  # noqa: F811
+        browser_path: str) -> None:
     from playwright.async_api import async_playwright, expect
 
     settings = make_settings(mongo_uri, db_name, fakes, public_url="http://127.0.0.1",

@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from tests.support.app import AUTH, Service
+from tests.support.app import AUTH, Service, customer_event
+from tests.support.signing import whatsapp_button_webhook
 
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 PASSWORD = "correct horse battery"
@@ -58,3 +59,21 @@ async def create_agent(service: Service, email: str, role: str = "agent",
         "password": PASSWORD})
     assert response.status == 201, await response.text()
     return dict(await response.json())
+
+
+PHONE = "+5491122334455"
+CHECKOUT: dict[str, Any] = {
+    "checkout_id": "chk_1", "recovery_url": "https://tienda.example/r/chk_1",
+    "total": 120.0, "currency": "ARS",
+    "items": [{"sku": "REM-1", "title": "Remera", "quantity": 1, "price": 120.0}]}
+
+
+async def declined_cart(service: Service) -> None:
+    """A cart-recovery run: asked, "no thanks", the reason "price", ended ``declined``."""
+    now = await service.advance(0)
+    await service.event(customer_event("evt_1", "checkout.started", now, **CHECKOUT))
+    await service.advance(3601)
+    await service.whatsapp(whatsapp_button_webhook("no", "No, gracias", phone=PHONE))
+    await service.advance(0)
+    await service.whatsapp(whatsapp_button_webhook("price", "El precio", phone=PHONE))
+    await service.advance(0)

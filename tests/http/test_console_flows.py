@@ -9,15 +9,9 @@ from typing import Any
 from bot.http.appkeys import DATABASE
 from bot.http.console_flows import BadPeriod, period
 from server import create_app
-from tests.http.console_client import Browser, create_agent
-from tests.support.app import AUTH, Fakes, Service, customer_event, make_settings
-from tests.support.signing import whatsapp_button_webhook
+from tests.http.console_client import Browser, create_agent, declined_cart
+from tests.support.app import AUTH, Fakes, Service, make_settings
 
-PHONE = "+5491122334455"
-CHECKOUT: dict[str, Any] = {
-    "checkout_id": "chk_1", "recovery_url": "https://tienda.example/r/chk_1",
-    "total": 120.0, "currency": "ARS",
-    "items": [{"sku": "REM-1", "title": "Remera", "quantity": 1, "price": 120.0}]}
 CONSOLE_HEADERS = {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy",
                    "Cache-Control"}
 
@@ -26,17 +20,6 @@ async def start(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes)
     settings = make_settings(mongo_uri, db_name, fakes, public_url="http://127.0.0.1",
                              cart_abandon_after=3600, flows="cart_recovery,birthday")
     return Service(await aiohttp_client(create_app(settings)))
-
-
-async def declined_cart(service: Service) -> None:
-    """A cart-recovery run: asked, "no thanks", the reason "price", ended ``declined``."""
-    now = await service.advance(0)
-    await service.event(customer_event("evt_1", "checkout.started", now, **CHECKOUT))
-    await service.advance(3601)
-    await service.whatsapp(whatsapp_button_webhook("no", "No, gracias", phone=PHONE))
-    await service.advance(0)
-    await service.whatsapp(whatsapp_button_webhook("price", "El precio", phone=PHONE))
-    await service.advance(0)
 
 
 async def signed_in(aiohttp_client: Any, service: Service) -> Browser:
