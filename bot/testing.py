@@ -46,7 +46,7 @@ from bot.core.channel import ChannelTraits, OutboundMessage, Parsed, WebhookAck
 from bot.core.customers import add_keys, identity_keys, new_customer, pick_customer
 from bot.core.decide import Decider, Outcome
 from bot.core.flows import Flow
-from bot.core.inputs import ChannelName, CustomerInfo, InboundMessage, StoreEvent
+from bot.core.inputs import ChannelName, ConsentChange, CustomerInfo, InboundMessage, StoreEvent
 from bot.infra.clock import Clock, VirtualClock
 from bot.infra.database import Database, make_client
 from bot.infra.metrics import Metrics
@@ -113,6 +113,7 @@ class CollectingChannel:
         self.optout_at_once = traits.optout_at_once
         self.confirms_optout = traits.confirms_optout
         self.rate = traits.rate
+        self.recipient_gap = traits.recipient_gap
         self.clock = clock
         self.log = log
         self.counter = itertools.count(1)
@@ -120,7 +121,7 @@ class CollectingChannel:
     def address(self, customer: Mapping[str, Any]) -> tuple[str | None, str | None]:
         return self.traits.address(customer)
 
-    def sender_keys(self, message: InboundMessage) -> list[str]:
+    def sender_keys(self, message: InboundMessage | ConsentChange) -> list[str]:
         return self.traits.sender_keys(message)
 
     def pacing_cost(self, message: OutboundMessage) -> float:

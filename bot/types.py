@@ -24,7 +24,7 @@ Doc = dict[str, Any]
 """A MongoDB document (or a part of one) as PyMongo reads and writes it."""
 
 InboxKind = Literal["event", "fanout", "message", "receipt", "agent", "send_failure",
-                    "ignored"]
+                    "consent", "ignored"]
 """What an inbox item is (``bot.runtime.inbox``).
 
 - ``event``: a store event for one customer; ``fanout``: a store event
@@ -33,7 +33,11 @@ InboxKind = Literal["event", "fanout", "message", "receipt", "agent", "send_fail
 - ``receipt``: a provider's delivery receipt for a message we sent (sent,
   delivered, read, failed); it updates the timeline and is never decided;
 - ``agent``: an agent's action on a conversation;
-- ``send_failure``: a flow's message that failed for good, reported back to its run;
+- ``send_failure``: a message that failed for good (or was skipped with a
+  fallback left), reported back to its customer's decision: its run, the
+  meaning of the provider's code (consent, dead address), a fallback;
+- ``consent``: a provider's own report of a user's marketing preference
+  (WhatsApp's ``user_preferences``), recorded in the consent ledger;
 - ``ignored``: a signed webhook we keep for inspection but do not act on.
 """
 INBOX_KINDS: tuple[InboxKind, ...] = get_args(InboxKind)

@@ -24,7 +24,7 @@ from bot.core.channel import (
     WebhookAck,
 )
 from bot.core.customers import identity_keys
-from bot.core.inputs import InboundMessage
+from bot.core.inputs import ConsentChange, InboundMessage
 
 if TYPE_CHECKING:
     from bot.infra.settings import Settings
@@ -52,7 +52,7 @@ class ConfigurableChannel(Channel, Protocol):
         ...
 
 
-def phone_sender_keys(message: InboundMessage) -> list[str]:
+def phone_sender_keys(message: InboundMessage | ConsentChange) -> list[str]:
     """Keys of a sender known by phone (E.164) and, on some providers, a user id."""
     phone = message.sender if message.sender.startswith("+") else None
     return identity_keys(phone=phone, wa_user_id=message.user_id) or [

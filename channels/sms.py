@@ -24,7 +24,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import aiohttp
 from multidict import CIMultiDict
 
-from bot.core.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
+from bot.core.inputs import (
+    ConsentChange,
+    DeliveryState,
+    DeliveryStatus,
+    InboundKind,
+    InboundMessage,
+)
 from bot.infra.settings import secret
 from channels.base import Choice, OutboundMessage, Parsed, WebhookAck, phone_sender_keys
 from channels.errors import (
@@ -101,6 +107,7 @@ class SmsTraits:
     title: ClassVar[str] = "SMS"
     has_service_window: ClassVar[bool] = False
     optout_at_once: ClassVar[bool] = True
+    recipient_gap: ClassVar[float] = 0.0  # carriers queue; the sender's own rate paces SMS
 
     def __init__(self, *, rate: float = 0.0, confirms_optout: bool = True) -> None:
         self.rate = rate
@@ -116,7 +123,7 @@ class SmsTraits:
         return customer.get("phone"), None
 
     @staticmethod
-    def sender_keys(message: InboundMessage) -> list[str]:
+    def sender_keys(message: InboundMessage | ConsentChange) -> list[str]:
         return phone_sender_keys(message)
 
     @staticmethod

@@ -46,7 +46,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.core.customers import identity_keys
-from bot.core.inputs import InboundKind, InboundMessage
+from bot.core.inputs import ConsentChange, InboundKind, InboundMessage
 from bot.infra.settings import secret
 from channels.base import OutboundMessage, Parsed, WebhookAck
 from channels.errors import (
@@ -122,6 +122,7 @@ class TelegramTraits:
     title: ClassVar[str] = "Telegram"
     has_service_window: ClassVar[bool] = False
     optout_at_once: ClassVar[bool] = False
+    recipient_gap: ClassVar[float] = 1.0  # Telegram: about one message per second per chat
     confirms_optout: ClassVar[bool] = True
 
     def __init__(self, *, rate: float = 0.0, bot_username: str = "chasqui_bot",
@@ -141,9 +142,9 @@ class TelegramTraits:
     def address(customer: Mapping[str, Any]) -> tuple[str | None, str | None]:
         return customer.get("telegram_chat"), None
 
-    def sender_keys(self, message: InboundMessage) -> list[str]:
+    def sender_keys(self, message: InboundMessage | ConsentChange) -> list[str]:
         keys = identity_keys(telegram_chat=message.sender)
-        if message.start_token:
+        if isinstance(message, InboundMessage) and message.start_token:
             customer_id = read_token(message.start_token, self._link_secret)
             if customer_id:
                 keys.insert(0, f"id:{customer_id}")

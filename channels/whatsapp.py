@@ -25,7 +25,7 @@ from pywa_async.types.callback import Button, Section, SectionList, SectionRow
 from pywa_async.types.sent_update import SentMessage
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
-from bot.core.inputs import InboundMessage
+from bot.core.inputs import ConsentChange, InboundMessage
 from bot.infra.settings import secret
 from channels.base import OutboundMessage, Parsed, WebhookAck, phone_sender_keys
 from channels.errors import (
@@ -114,6 +114,7 @@ class WhatsAppTraits:
     title: ClassVar[str] = "WhatsApp"
     has_service_window: ClassVar[bool] = True
     optout_at_once: ClassVar[bool] = False
+    recipient_gap: ClassVar[float] = 6.0  # Meta's pair rate: about one message per user every 6 s
     confirms_optout: ClassVar[bool] = True
 
     def __init__(self, *, rate: float = 0.0) -> None:
@@ -129,7 +130,7 @@ class WhatsAppTraits:
         return customer.get("phone"), customer.get("wa_user_id")
 
     @staticmethod
-    def sender_keys(message: InboundMessage) -> list[str]:
+    def sender_keys(message: InboundMessage | ConsentChange) -> list[str]:
         return phone_sender_keys(message)
 
     @staticmethod

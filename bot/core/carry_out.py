@@ -50,6 +50,9 @@ class Executor:
         # Timeline order: the service clock, never behind the customer's last message.
         self.seq: int = max(doc.get("last_seq", 0), int(now.timestamp() * 1e6) * 1000)
         self.origin: str | None = None  # the channel the customer just wrote on
+        # What the input being decided proves, for the consent ledger (the
+        # customer's words and their message id; set by the router).
+        self.evidence: Doc = {}
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -164,7 +167,9 @@ class Executor:
                 case cmd.Step(name=name, outcome=outcome, data=data):
                     self.record_step(run, flow, name, outcome, **data)
                 case cmd.Consent(channel=channel, state=state, source=source):
-                    record_consent(self.doc, channel, state, source, self.now, self.now)
+                    record_consent(self.doc, channel, state, source, self.now, self.now,
+                                   evidence={"flow": flow.name, "run": run["run"],
+                                             **self.evidence})
                 case cmd.IssueCode(code=code, purpose=purpose):
                     self.out.codes.append({"_id": code, "customer": self.doc["_id"],
                                            "purpose": purpose, "run": run["run"],

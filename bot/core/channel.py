@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.core.inputs import DeliveryStatus, InboundMessage
+from bot.core.inputs import ConsentChange, DeliveryStatus, FailureMeaning, InboundMessage
 
 
 class Choice(BaseModel):
@@ -72,7 +72,7 @@ class OutboundMessage(BaseModel):
     template: TemplateRef | None = None
 
 
-Parsed = list[InboundMessage | DeliveryStatus]
+Parsed = list[InboundMessage | DeliveryStatus | ConsentChange]
 
 
 class WebhookAck(BaseModel):
@@ -96,19 +96,25 @@ class SendError(ChannelError):
     Attributes:
         code: the provider's error code, as text.
         detail: the provider's message, safe to record (no tokens).
+        meaning: what the code means for the customer's address or consent
+            (:data:`bot.core.inputs.FailureMeaning`), when it means more than
+            "this send failed".
     """
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", *,
+                 meaning: FailureMeaning | None = None) -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
+        self.meaning = meaning
 
 
 class TransientSendError(SendError):
     """Worth retrying later (429, 5xx, network); ``retry_after`` in seconds if the provider said."""
 
-    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
-        super().__init__(code, detail)
+    def __init__(self, code: str, detail: str = "", retry_after: float | None = None, *,
+                 meaning: FailureMeaning | None = None) -> None:
+        super().__init__(code, detail, meaning=meaning)
         self.retry_after = retry_after
 
 
@@ -139,6 +145,8 @@ class ChannelTraits(Protocol):
             for confirmation (carriers require it of SMS).
         confirms_optout: a STOP taken at once is answered with one confirmation.
         rate: the sender's pace in cost units per second; 0 is unpaced.
+        recipient_gap: seconds between two messages to the same recipient
+            (WhatsApp's pair rate is about one every 6 s); 0 is none.
     """
 
     @property
@@ -159,12 +167,15 @@ class ChannelTraits(Protocol):
     @property
     def rate(self) -> float: ...
 
+    @property
+    def recipient_gap(self) -> float: ...
+
     def address(self, customer: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """(to, to_user_id) of the customer document on this channel; (None, None) if none."""
         ...
 
-    def sender_keys(self, message: InboundMessage) -> list[str]:
-        """Identity keys of the message's sender, best first."""
+    def sender_keys(self, message: InboundMessage | ConsentChange) -> list[str]:
+        """Identity keys of the message's (or the preference change's) sender, best first."""
         ...
 
     def pacing_cost(self, message: OutboundMessage) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.core.customers import has_consent
+from bot.core.customers import consent_entry, has_consent
 from bot.core.policy import (
     WINDOW,
     SendPolicy,
@@ -105,6 +105,9 @@ def build_message(
         "seq": seq,
         "attempts": 0,
     }
+    if message["marketing"] and channel is not None:
+        # Which ledger entry allowed it when decided (the sender records the one at send time).
+        message["consent_entry"] = consent_entry(doc, channel)
     if skipped:
         message.update(status="skipped", error=skipped,
                        status_history=[{"status": "skipped", "at": now, "reason": skipped}])

@@ -111,24 +111,51 @@ def merge_profile(doc: Doc, info: CustomerInfo) -> list[str]:
 
 
 def record_consent(doc: Doc, channel: str, state: str, source: str, at: datetime,
-                   recorded_at: datetime) -> bool:
+                   recorded_at: datetime, evidence: Doc | None = None) -> bool:
     """Append a consent change to the ledger; returns whether the state changed.
+
+    Every entry gets an ``id`` (``cl<n>``, its place in this customer's
+    ledger, which only grows) and keeps its ``evidence``: what proves it
+    (the store event's id, the words the customer typed and their message
+    id, the provider's webhook, the flow run that asked). The current state
+    per channel (``consents``) names the entry behind it, so a marketing
+    message can record which entry allowed it.
 
     An entry older than the latest one on that channel is kept in the ledger
     (it happened) but does not change the current state.
     """
+    ledger = doc.setdefault("consent_ledger", [])
+    entry: Doc = {"id": f"cl{len(ledger) + 1}", "channel": channel, "state": state,
+                  "source": source, "at": at, "recorded_at": recorded_at}
+    if evidence:
+        entry["evidence"] = dict(evidence)
     current = doc.setdefault("consents", {}).get(channel)
     if current is not None and current["state"] == state:
         return False
     if current is not None and current["at"] > at:
-        doc["consent_ledger"].append({"channel": channel, "state": state, "source": source,
-                                      "at": at, "recorded_at": recorded_at,
-                                      "superseded": True})
+        ledger.append({**entry, "superseded": True})
         return False
-    doc["consent_ledger"].append({"channel": channel, "state": state, "source": source,
-                                  "at": at, "recorded_at": recorded_at})
-    doc["consents"][channel] = {"state": state, "source": source, "at": at}
+    ledger.append(entry)
+    doc["consents"][channel] = {"state": state, "source": source, "at": at, "entry": entry["id"]}
     return True
+
+
+def consent_entry(doc: Doc, channel: str) -> str | None:
+    """The id of the ledger entry behind the current consent on ``channel`` (None if none).
+
+    Entries written before ledger ids existed are named by their place
+    (``cl<n>``), which is the id they would have had.
+    """
+    current = doc.get("consents", {}).get(channel)
+    if current is None:
+        return None
+    if current.get("entry"):
+        return str(current["entry"])
+    for n, entry in reversed(list(enumerate(doc.get("consent_ledger", []), start=1))):
+        if entry.get("channel") == channel and entry.get("state") == current.get("state") \
+                and not entry.get("superseded"):
+            return str(entry.get("id") or f"cl{n}")
+    return None
 
 
 def has_consent(doc: Doc, channel: str) -> bool:

@@ -81,7 +81,7 @@ class Decider:
         router = Router(self.ctx, doc, now, out)
         kind = inbox_kind(item)
         if kind == "event":
-            router.store_event(StoreEvent.model_validate(item["payload"]))
+            router.store_event(StoreEvent.model_validate(item["payload"]), item["_id"])
         elif kind == "message":
             router.message(InboundMessage.model_validate(item["payload"]), item["_id"])
         elif kind == "agent":

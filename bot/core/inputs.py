@@ -18,6 +18,24 @@ ChannelName = str
 
 InboundKind = Literal["text", "choice", "media", "reaction", "start"]
 DeliveryState = Literal["sent", "delivered", "read", "failed", "undelivered"]
+FailureMeaning = Literal["opted_out", "blocked", "marketing_limit", "dead_address", "pair_rate"]
+"""What a provider's refusal means for the customer, beyond "this send failed".
+
+The channel maps its own codes onto these (``channels/``); the runtime acts
+on the meaning without knowing the provider:
+
+- ``opted_out``: the user stopped marketing at the provider (WhatsApp 131050):
+  marketing consent on the channel is revoked, never retried.
+- ``blocked``: the address refuses everything until the customer writes again
+  (Twilio 21610, a STOP at the carrier): consent revoked and the address
+  marked undeliverable.
+- ``marketing_limit``: the provider's per-user marketing limit (WhatsApp
+  131049): skipped for now, retried once no sooner than a day later.
+- ``dead_address``: the number or address does not exist (any more) on the
+  channel (Twilio 21211/21614, WhatsApp 131026): marked undeliverable.
+- ``pair_rate``: too many messages to this one user (WhatsApp 131056): the
+  message waits; other recipients are not held back.
+"""
 
 
 class InboundMessage(BaseModel):
@@ -51,6 +69,28 @@ class DeliveryStatus(BaseModel):
     recipient: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    meaning: FailureMeaning | None = Field(
+        default=None, description="what a failed status's error means (the channel's mapping)")
+    at: datetime
+
+
+class ConsentChange(BaseModel):
+    """A provider's own report that a user changed their marketing preference.
+
+    WhatsApp's ``user_preferences`` webhook is one: a user who taps "stop"
+    under a business's messages in WhatsApp. ``provider_id`` is the dedupe
+    key the channel builds (the provider gives none); ``detail`` is the
+    provider's description, kept as evidence in the consent ledger.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ChannelName
+    provider_id: str
+    sender: str = Field(description="the channel's address of the user (an E.164 phone)")
+    user_id: str | None = None
+    state: Literal["granted", "revoked"]
+    detail: str = ""
     at: datetime
 
 

@@ -92,7 +92,7 @@ class Router:
 
     # ------------------------------------------------------------------ inputs
 
-    def store_event(self, event: StoreEvent) -> None:
+    def store_event(self, event: StoreEvent, input_id: str | None = None) -> None:
         info = event.customer
         merge_profile(self.doc, info)
         # The store's latest phone and email are the ones we use (older ones
@@ -114,7 +114,8 @@ class Router:
             stated_times.append(stated)
             at = store_clock.consent_moment(self.doc, event.source, stated, received)
             record_consent(self.doc, channel, "granted" if granted else "revoked", source,
-                           at, self.now)
+                           at, self.now, evidence={"event_id": event.id, "input": input_id,
+                                                   "stated_at": stated})
         for stated in stated_times:
             store_clock.observe(self.doc, event.source, stated, received)
         payload = {**event.model_dump(mode="python"), "occurred_at": occurred}
@@ -132,6 +133,8 @@ class Router:
         doc.setdefault("last_in", {})[channel] = self.now
         doc["last_reply_at"] = self.now
         self.act.record_inbound(message)
+        self.act.evidence = {"words": message.text, "message_id": message.provider_id,
+                             "input": input_id}
         schedule_lifecycle(doc, self.now, self.ctx.trigger_policy)
         if message.kind in ("reaction", "start"):
             return

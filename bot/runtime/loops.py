@@ -28,7 +28,7 @@ from bot.core.customers import identity_keys
 from bot.core.decide import Decider, DecisionContext
 from bot.core.engine import Engine
 from bot.core.flows import Flow, load_flows
-from bot.core.inputs import DeliveryStatus, InboundMessage, StoreEvent
+from bot.core.inputs import ConsentChange, DeliveryStatus, InboundMessage, StoreEvent
 from bot.core.lifecycle import TriggerPolicy
 from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
 from bot.infra.clock import Clock, VirtualClock
@@ -208,20 +208,24 @@ class Runtime:
 
     # ------------------------------------------------------------------ intake
 
-    async def accept_channel_input(self, channel: str, parsed: InboundMessage | DeliveryStatus,
-                                   ) -> bool:
+    async def accept_channel_input(
+            self, channel: str, parsed: InboundMessage | DeliveryStatus | ConsentChange) -> bool:
         """Store one parsed webhook item; False when it was a duplicate."""
         if isinstance(parsed, DeliveryStatus):
             item = make_item(
                 dedupe_id=f"{channel}:status:{parsed.provider_id}:{parsed.status}",
                 kind="receipt", source=channel, keys=[], payload=parsed.model_dump())
+        elif isinstance(parsed, ConsentChange):
+            item = make_item(dedupe_id=f"{channel}:{parsed.provider_id}", kind="consent",
+                             source=channel, keys=self.message_keys(parsed),
+                             payload=parsed.model_dump())
         else:
             item = make_item(dedupe_id=f"{channel}:{parsed.provider_id}", kind="message",
                              source=channel, keys=self.message_keys(parsed),
                              payload=parsed.model_dump())
         return await self.inbox.accept(item)
 
-    def message_keys(self, message: InboundMessage) -> list[str]:
+    def message_keys(self, message: InboundMessage | ConsentChange) -> list[str]:
         """Identity keys of a message's sender, best first: the channel's to say.
 
         Raises:

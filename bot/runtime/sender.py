@@ -52,6 +52,7 @@ from bot.core.channel import (
     TemplateRef,
     TransientSendError,
 )
+from bot.core.customers import consent_entry
 from bot.core.policy import SendPolicy, Verdict, may_send
 from bot.core.stats import Counters, sent_outcome
 from bot.infra.clock import Clock, to_millis
@@ -68,7 +69,8 @@ IN_FLIGHT = 64  # sends awaiting their provider's answer at once
 PACE_HORIZON = 1.0  # seconds ahead a pass may plan paced sends
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
-CUSTOMER_FIELDS = {"consents": 1, "last_in": 1, "conversations": 1, "v": 1}
+CUSTOMER_FIELDS = {"consents": 1, "consent_ledger": 1, "last_in": 1, "conversations": 1,
+                   "undeliverable": 1, "v": 1}
 
 
 def _ahead_of(message: Doc, customer: Doc | None) -> bool:
@@ -232,6 +234,9 @@ class OutboxSender:
                 blocked.add(name)  # keep the channel's order: later ones wait too
                 continue
             cursor[name] = start
+            if message.get("marketing"):
+                # The ledger entry that allows it now: the proof of consent for this send.
+                message["consent_entry"] = consent_entry(customers[message["customer"]], name)
             plan.send(message, verdict, start)
         return plan
 
@@ -312,9 +317,10 @@ class OutboxSender:
         now = self.clock.now()
         self.metrics.sends.labels(message["channel"], "sent").inc()
         self.settled[message["_id"]] = (message, "sent", None)
+        proof = {"consent_entry": message["consent_entry"]} if message.get("marketing") else {}
         return UpdateOne({"_id": message["_id"]}, _settled(
             "sent", now, status_rank=1, provider_id=provider_id, sent_at=now,
-            attempts=message.get("attempts", 0) + 1))
+            attempts=message.get("attempts", 0) + 1, **proof))
 
     async def _transient(self, message: Doc, exc: TransientSendError) -> UpdateOne:
         attempts = message.get("attempts", 0) + 1
