@@ -72,6 +72,7 @@ async def advance_clock(request: web.Request) -> web.Response:
 def create_app(settings: Settings) -> web.Application:
     """The whole service as an aiohttp application (used by ``main`` and tests)."""
     from bot.http.agent_api import add_api_routes
+    from bot.http.consent_api import add_consent_routes
     from bot.http.console import add_console_routes
     from bot.http.stats_api import add_stats_routes
     from bot.runtime.loops import runtime_context
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> web.Application:
     add_store_routes(app)
     add_api_routes(app)
     add_stats_routes(app)
+    add_consent_routes(app)
     add_console_routes(app)
     app.cleanup_ctx.append(runtime_context)  # last: it needs the database and channels
     return app

@@ -28,6 +28,7 @@ from bot.core.inputs import (
     ConsentChange,
     DeliveryState,
     DeliveryStatus,
+    FailureMeaning,
     InboundKind,
     InboundMessage,
 )
@@ -77,6 +78,18 @@ ERROR_CLASSES: dict[int, type[SendError]] = {
     21612: PermanentSendError,  # cannot route between these numbers
     21614: PermanentSendError,  # 'To' is not a mobile number
     21617: PermanentSendError,  # body over 1600 characters
+}
+# What a code means for the customer beyond "this send failed" (bot.core.inputs.FailureMeaning).
+ERROR_MEANINGS: dict[int, FailureMeaning] = {
+    21211: "dead_address",  # not a valid phone number
+    21614: "dead_address",  # not a mobile number: it cannot take SMS
+    21610: "blocked",  # the recipient replied STOP: nothing goes out until they write again
+}
+# The same for the ErrorCode of an undelivered or failed status callback.
+DELIVERY_MEANINGS: dict[str, FailureMeaning] = {
+    **{str(code): meaning for code, meaning in ERROR_MEANINGS.items()},
+    "30005": "dead_address",  # unknown destination handset: the number does not exist
+    "30006": "dead_address",  # a landline or a carrier that cannot take SMS
 }
 # Descriptions of the delivery error codes a status callback carries (it sends only the code).
 DELIVERY_ERRORS: dict[str, str] = {
@@ -238,9 +251,11 @@ class SmsChannel(SmsTraits):
             return []
         code = form.get("ErrorCode") or None
         message = form.get("ErrorMessage") or (DELIVERY_ERRORS.get(code) if code else None)
+        meaning = (DELIVERY_MEANINGS.get(code) if code and state in ("undelivered", "failed")
+                   else None)
         return [DeliveryStatus(channel="sms", provider_id=sid, status=state,
                                recipient=form.get("To") or None, error_code=code,
-                               error_message=message, at=self.clock())]
+                               error_message=message, meaning=meaning, at=self.clock())]
 
     def ack(self, parsed: Parsed) -> WebhookAck:
         """Empty TwiML: stored, and no automatic reply."""
@@ -314,7 +329,10 @@ def match_numbered_choice(text: str, choices: Sequence[Choice]) -> Choice | None
 
 
 def map_error(status: int, payload: Any, retry_after: str | None = None) -> SendError:
-    """Turn a Twilio error answer (``{"code", "message", "status"}``) into ours."""
+    """Turn a Twilio error answer (``{"code", "message", "status"}``) into ours.
+
+    The error carries the code's meaning from :data:`ERROR_MEANINGS`, if it has one.
+    """
     body = payload if isinstance(payload, dict) else {}
     raw_code = body.get("code")
     code = int(raw_code) if isinstance(raw_code, int | str) and str(raw_code).isdigit() else None
@@ -325,9 +343,10 @@ def map_error(status: int, payload: Any, retry_after: str | None = None) -> Send
     elif cls is None:
         cls = TransientSendError if status >= 500 else PermanentSendError
     label = str(code if code is not None else status)
+    meaning = ERROR_MEANINGS.get(code) if code is not None else None
     if issubclass(cls, TransientSendError):
-        return cls(label, detail, retry_after=parse_retry_after(retry_after))
-    return cls(label, detail)
+        return cls(label, detail, retry_after=parse_retry_after(retry_after), meaning=meaning)
+    return cls(label, detail, meaning=meaning)
 
 
 

@@ -25,7 +25,7 @@ from pywa_async.types.callback import Button, Section, SectionList, SectionRow
 from pywa_async.types.sent_update import SentMessage
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
-from bot.core.inputs import ConsentChange, InboundMessage
+from bot.core.inputs import ConsentChange, FailureMeaning, InboundMessage
 from bot.infra.settings import secret
 from channels.base import OutboundMessage, Parsed, WebhookAck, phone_sender_keys
 from channels.errors import (
@@ -37,7 +37,7 @@ from channels.errors import (
     TransientSendError,
     parse_retry_after,
 )
-from channels.whatsapp_parse import parse_webhook
+from channels.whatsapp_parse import ERROR_MEANINGS, parse_webhook
 
 if TYPE_CHECKING:
     from bot.infra.settings import Settings
@@ -79,6 +79,7 @@ ERROR_CLASSES: dict[int, type[SendError]] = {
     131026: PermanentSendError,  # message undeliverable
     131031: PermanentSendError,  # account locked
     131042: PermanentSendError,  # business eligibility / payment issue
+    131049: PermanentSendError,  # per-user marketing limit ("healthy ecosystem engagement")
     131050: PermanentSendError,  # user stopped marketing messages
     131051: PermanentSendError,  # unsupported message type
     132000: PermanentSendError,  # template parameter count mismatch
@@ -89,6 +90,13 @@ ERROR_CLASSES: dict[int, type[SendError]] = {
     132015: PermanentSendError,  # template paused
     132016: PermanentSendError,  # template disabled
     133010: PermanentSendError,  # phone number not registered
+}
+# What a code means for the customer beyond "this send failed" (bot.core.inputs.FailureMeaning):
+# those a failed status may carry too (channels.whatsapp_parse), and the pair rate,
+# which only a send answers with.
+SEND_MEANINGS: dict[int, FailureMeaning] = {
+    **ERROR_MEANINGS,  # 131026 dead_address, 131049 marketing_limit, 131050 opted_out
+    131056: "pair_rate",  # this one user gets messages too fast; others are not held back
 }
 # Without a Retry-After, wait this long after these codes (pair rate: ~1 message / 6 s).
 DEFAULT_RETRY_AFTER: dict[int, float] = {131056: 6.0}
@@ -305,7 +313,10 @@ class WhatsAppChannel(WhatsAppTraits):
 
 
 def map_error(error: WhatsAppError) -> SendError:
-    """Turn a Cloud API error into ours, through :data:`ERROR_CLASSES` then the HTTP status."""
+    """Turn a Cloud API error into ours, through :data:`ERROR_CLASSES` then the HTTP status.
+
+    The error carries the code's meaning from :data:`SEND_MEANINGS`, if it has one.
+    """
     code = int(error.code)
     status = error.status_code
     detail = error.details or error.message or ""
@@ -318,9 +329,10 @@ def map_error(error: WhatsAppError) -> SendError:
             cls = TransientSendError
         else:
             cls = PermanentSendError
+    meaning = SEND_MEANINGS.get(code)
     if issubclass(cls, TransientSendError):
-        return cls(str(code), detail, retry_after=retry_after)
-    return cls(str(code), detail)
+        return cls(str(code), detail, retry_after=retry_after, meaning=meaning)
+    return cls(str(code), detail, meaning=meaning)
 
 
 def retry_after_seconds(response: httpx.Response | None) -> float | None:

@@ -1,10 +1,13 @@
 """WhatsApp Cloud API webhooks (2026 format) into ``bot.core.inputs`` models.
 
 A webhook holds ``entry[].changes[].value`` objects with ``messages[]``,
-``statuses[]`` and ``contacts[]``. Since 2026 each contact carries the user's
-business-scoped id (``user_id``), a message names it in ``from_user_id``, and
-a user who turned on usernames may come with neither ``from`` nor ``wa_id``:
-such a customer is known by the user id alone. Failed statuses may come
+``statuses[]`` and ``contacts[]`` (field "messages"), or with
+``user_preferences[]`` and ``contacts[]`` (field "user_preferences": a user
+who stopped or resumed the business's marketing messages inside WhatsApp).
+Since 2026 each contact carries the user's business-scoped id (``user_id``),
+a message names it in ``from_user_id``, and a user who turned on usernames
+may come with neither ``from`` nor ``wa_id``: such a customer is known by
+the user id alone. Failed statuses may come
 without ``contacts``.
 
 Fields are read here, with :class:`BadPayload` naming the first problem.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pywa_async.client import WhatsApp
 from pywa_async.errors import PywaUnknownEnumMemberWarning
@@ -26,25 +29,46 @@ from pywa_async.types.base_update import RawUpdate
 from pywa_async.types.callback import CallbackButton, CallbackSelection
 from pywa_async.types.message import Message
 from pywa_async.types.message_status import MessageStatus
+from pywa_async.types.user_preferences import UserMarketingPreferences
 
-from bot.core.inputs import DeliveryState, DeliveryStatus, InboundKind, InboundMessage
+from bot.core.inputs import (
+    ConsentChange,
+    DeliveryState,
+    DeliveryStatus,
+    FailureMeaning,
+    InboundKind,
+    InboundMessage,
+)
 from channels.base import Parsed
 from channels.errors import BadPayload
 from channels.json_body import load_json
 
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "location"})
 STATES: frozenset[DeliveryState] = frozenset({"sent", "delivered", "read", "failed"})
+# Cloud API error codes that say more about the customer than "this message failed",
+# whether they come as a send's answer or in a failed status. The sender acts on the
+# meaning (``bot.core.inputs.FailureMeaning``); ``channels.whatsapp`` adds the codes
+# only a send answers with.
+ERROR_MEANINGS: dict[int, FailureMeaning] = {
+    131026: "dead_address",  # undeliverable: mostly a number that is not on WhatsApp
+    131049: "marketing_limit",  # per-user marketing limit ("healthy ecosystem engagement")
+    131050: "opted_out",  # the user stopped marketing messages from the business
+}
+# user_preferences values -> our consent state; others ("signup"...) are not a change.
+PREFERENCES: dict[str, Literal["granted", "revoked"]] = {"stop": "revoked", "resume": "granted"}
+MARKETING_CATEGORY = "marketing_messages"
 
 # Any: the parsers are only run to validate; their callback data is never read.
 PywaParser = (type[Message] | type[CallbackButton[Any]] | type[CallbackSelection[Any]]
-              | type[MessageStatus[Any]])
+              | type[MessageStatus[Any]] | type[UserMarketingPreferences])
 
 
 def parse_webhook(body: bytes, client: WhatsApp) -> Parsed:
-    """Every inbound message and delivery status of a webhook body, in order.
+    """Every inbound message, delivery status and preference change of a webhook, in order.
 
     Message types and statuses the service does not act on (system, unsupported,
-    orders, "deleted"...) are left out. ``client`` is only handed to pywa's
+    orders, "deleted"...) are left out, and so are preference changes other than
+    a stop or resume of marketing messages. ``client`` is only handed to pywa's
     parsers, which make no call.
     """
     payload = load_json(body)
@@ -56,11 +80,19 @@ def parse_webhook(body: bytes, client: WhatsApp) -> Parsed:
         for c, change in enumerate(_field(entry, "changes", list, where, default=[])):
             here = f"{where}.changes[{c}]"
             change = _obj(change, here)
-            if change.get("field", "messages") != "messages":
+            field = change.get("field", "messages")
+            if field not in ("messages", "user_preferences"):
                 continue
             value = _field(change, "value", dict, here)
             contacts = [x for x in _field(value, "contacts", list, here, default=[])
                         if isinstance(x, dict)]
+            if field == "user_preferences":
+                for p, pref in enumerate(_field(value, "user_preferences", list, here)):
+                    consent = _preference(client, entry, value, pref, contacts,
+                                          f"{here}.user_preferences[{p}]")
+                    if consent is not None:
+                        parsed.append(consent)
+                continue
             for m, msg in enumerate(_field(value, "messages", list, here, default=[])):
                 message = _inbound(client, entry, value, msg, contacts, f"{here}.messages[{m}]")
                 if message is not None:
@@ -167,11 +199,13 @@ def _status(
         user_id = user_id or _opt_str(contact.get("user_id"))
     _check_with_pywa(client, entry, value, "statuses", status, contact, MessageStatus, where)
     error_code = error_message = None
+    meaning: FailureMeaning | None = None
     errors = status.get("errors") or value.get("errors")
     if state == "failed" and isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
         error_code = str(first["code"]) if first.get("code") is not None else None
         error_message = _opt_str(first.get("message")) or _opt_str(first.get("title"))
+        meaning = _meaning(error_code)
     return DeliveryStatus(
         channel="whatsapp",
         provider_id=provider_id,
@@ -179,6 +213,56 @@ def _status(
         recipient=_e164(phone) if phone else user_id,
         error_code=error_code,
         error_message=error_message,
+        meaning=meaning,
+        at=at,
+    )
+
+
+def _meaning(error_code: str | None) -> FailureMeaning | None:
+    """What a failed status's error code means (:data:`ERROR_MEANINGS`), if anything."""
+    if error_code is None or not error_code.isdigit():
+        return None
+    return ERROR_MEANINGS.get(int(error_code))
+
+
+def _preference(
+    client: WhatsApp,
+    entry: dict[str, Any],
+    value: dict[str, Any],
+    pref: Any,
+    contacts: list[dict[str, Any]],
+    where: str,
+) -> ConsentChange | None:
+    """A user's stop or resume of marketing messages, or None for other preferences.
+
+    Meta gives no id: the dedupe key is built from the user, the time and the
+    value, so a redelivered webhook is stored once and a later change is new.
+    """
+    pref = _obj(pref, where)
+    category = _field(pref, "category", str, where)
+    choice = _field(pref, "value", str, where)
+    detail = _field(pref, "detail", str, where, default="")
+    at = _timestamp(pref.get("timestamp"), where)
+    state = PREFERENCES.get(choice.lower())
+    if category.lower() != MARKETING_CATEGORY or state is None:
+        return None  # a signup through a link, a category newer than this code...
+    phone = _opt_str(pref.get("wa_id"))
+    user_id = _opt_str(pref.get("user_id"))
+    contact = _match_contact(contacts, phone, user_id)
+    if contact is not None:
+        phone = phone or _opt_str(contact.get("wa_id"))
+        user_id = user_id or _opt_str(contact.get("user_id"))
+    if not (phone or user_id):
+        raise BadPayload(f"{where}: no 'wa_id', 'user_id' or matching contact")
+    _check_with_pywa(client, entry, value, "user_preferences", pref, contact,
+                     UserMarketingPreferences, where)
+    return ConsentChange(
+        channel="whatsapp",
+        provider_id=f"prefs:{phone or user_id}:{int(at.timestamp())}:{choice.lower()}",
+        sender=_e164(phone) if phone else str(user_id),
+        user_id=user_id,
+        state=state,
+        detail=detail,
         at=at,
     )
 
@@ -198,10 +282,11 @@ def _check_with_pywa(
         return  # pywa 4.5 cannot read contacts without user_id
     _check_timestamps(item, where)
     single = {**value, key: [item], "contacts": [contact]}
+    field = "user_preferences" if key == "user_preferences" else "messages"
     payload = {
         "object": "whatsapp_business_account",
         "entry": [{"id": str(entry.get("id", "")), "changes": [
-            {"field": "messages", "value": single},
+            {"field": field, "value": single},
         ]}],
     }
     update = RawUpdate(json.dumps(payload).encode(), hmac_header=None,

@@ -1,21 +1,24 @@
-"""Opt-out confirmation: a STOP on WhatsApp or Telegram is confirmed before it applies.
+"""Opt-out confirmation: an ambiguous stop on WhatsApp or Telegram is confirmed first.
 
 - **Trigger**: ``optout.requested`` (carries ``channel``), posted by the service
-  when a customer sends only STOP / BAJA / SAIR / ... on WhatsApp or Telegram.
-  An SMS STOP never comes here: carriers require it to apply at once, and the
-  service does that itself. Transactional (the customer asked), so no consent
+  when a customer's whole message is an ambiguous stop word, one that could
+  be about an order (CANCELAR / PARAR / CANCEL / NO MÁS / ..., see
+  ``bot/core/optout_phrases.py``), on WhatsApp or Telegram. Explicit ones
+  (STOP / BAJA / SAIR / "no me escriban más" / "wrong number" / ...) never
+  come here: the service applies them at once, as it does every stop on SMS
+  (carriers require it). Transactional (the customer asked), so no consent
   is needed; a customer may enter again at once.
 - **Steps**:
   1. ``confirm_question``: "no more promotional messages on <channel>?"
      [yes / no], on the channel the STOP came from; waits 24 h.
-  2. yes (or STOP again) -> consent revoked on that channel
+  2. yes (or a stop again, of either kind) -> consent revoked on that channel
      (``set_consent(channel, "revoked", "optout_confirmation:<channel>")``),
      one confirmation saying how to come back (ALTA/VOLTAR/START), exit
      ``revoked``.
   3. no -> "ok, you stay subscribed", nothing changes, exit ``kept``.
   4. anything else -> asked again once (``confirm_reask``); then treated as
-     no (exit ``kept``). A STOP on another channel meanwhile replaces the
-     question with one about that channel.
+     no (exit ``kept``). An ambiguous stop on another channel meanwhile
+     replaces the question with one about that channel.
 - **Exits**: 24 h without an answer -> nothing changes, no message, exit
   ``no_answer``. At most ``MAX_RUN`` (3 days) in all, then ``expired``
   silently: a safety net so no run outlives its purpose.
@@ -110,7 +113,7 @@ FLOW = Flow(
         ("kept", "exit:kept"),
         ("revoked", "exit:revoked"),
     ),
-    description="Confirm a WhatsApp/Telegram STOP before revoking consent.",
+    description="Confirm an ambiguous WhatsApp/Telegram stop before revoking consent.",
 )
 
 CONFIRM_TIMEOUT = hours(24)
@@ -141,7 +144,7 @@ with ruleset(FLOW.name):
     @when_all(m.type == "optout.requested")
     def optout_requested(c):
         if c.s.channel == c.m.channel:
-            revoke(c)  # a second STOP while we ask: that is a yes
+            revoke(c)  # a second stop while we ask: that is a yes
             return
         if not c.s.channel:
             after(c, MAX_RUN, {"type": "optout.expired"}, key="expire")

@@ -53,6 +53,7 @@ from bot.core.inputs import CustomerInfo, StoreEvent
 from bot.infra.settings import secret
 from store_events.base import (
     BadPayload,
+    IdStr,
     Money,
     as_utc,
     check_signature,
@@ -104,12 +105,21 @@ class CheckoutStartedData(_Strict):
 
 
 class OrderItem(_Strict):
-    """One line of an order; looser than a cart line (a line edited away may have quantity 0)."""
+    """One line of an order; looser than a cart line (a line edited away may have quantity 0).
+
+    ``product_id``, ``category`` and ``tags`` feed the customer's purchase
+    history (:mod:`bot.core.purchases`): products and categories bought. A
+    product id may be sent as a number (stores number their products);
+    it is kept as text, as the Shopify and WooCommerce adapters keep theirs.
+    """
 
     sku: str | None = None
     title: str | None = None
     quantity: int | None = Field(default=None, ge=0)
     price: Money | None = None
+    product_id: IdStr | None = None
+    category: str | None = None
+    tags: list[str] = Field(default_factory=list)
 
 
 class OrderPlacedData(_Strict):

@@ -48,6 +48,9 @@ Decisions:
       to ``X-Shopify-Triggered-At``.
     * Money (``total_price``, line ``price``) arrives as decimal strings
       ("59000.00") and stays exact (:data:`store_events.base.Money`).
+    * An order's lines carry ``category`` (the line's ``product_type`` when
+      the payload has one; current webhooks mostly do not) and ``vendor``,
+      for the customer's purchase history (:mod:`bot.core.purchases`).
     * Event ids are ``shopify:<webhook id>``, except that an order is placed
       and fulfilled once, so those events are ``shopify:order.placed:<id>``
       and ``shopify:order.fulfilled:<id>`` whatever delivery carried them.
@@ -124,6 +127,8 @@ class LineItem(StoreModel):
     price: Money
     product_id: IdStr | None = None
     variant_id: IdStr | None = None
+    vendor: str | None = None
+    product_type: str | None = None
 
 
 class Purchase(StoreModel):
@@ -199,6 +204,21 @@ def _items(lines: list[LineItem]) -> list[dict[str, Any]]:
          "price": line.price, "product_id": line.product_id, "variant_id": line.variant_id}
         for line in lines
     ]
+
+
+def _order_items(lines: list[LineItem]) -> list[dict[str, Any]]:
+    """An order's lines, with the product's ``category`` (``product_type``) and ``vendor``.
+
+    Shopify's order webhooks carry neither product tags nor collections, and
+    current API versions leave ``product_type`` out of line items too (it is
+    on the product, ``products/update``): ``category`` is the line's
+    ``product_type`` when a payload has one, else None, and ``tags`` stay
+    empty. A store that wants categories on every order can post them to
+    ``POST /events`` instead.
+    """
+    return [{**item, "category": (line.product_type or "").strip() or None,
+             "vendor": (line.vendor or "").strip() or None}
+            for item, line in zip(_items(lines), lines, strict=True)]
 
 
 def _add_consent(profile: ProfileBuilder, channel: str, consent: Consent | None) -> None:
@@ -349,7 +369,7 @@ class ShopifyAdapter:
         when = context.when(("created_at", order.created_at), ("updated_at", order.updated_at))
         data = {"order_id": order.id, "checkout_id": order.checkout_token or None,
                 "order_number": order.name, "total": order.total_price,
-                "currency": order.currency, "items": _items(order.line_items),
+                "currency": order.currency, "items": _order_items(order.line_items),
                 "status_url": order.order_status_url}
         return self._event(context, "order.placed", customer, data, when,
                            f"shopify:order.placed:{order.id}")

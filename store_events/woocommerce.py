@@ -45,6 +45,13 @@ Decisions:
       for a fulfilled order, modified for ``customer.updated``.
     * Money: an order's ``total`` is a decimal string ("34000.00"), a line's
       ``price`` a JSON number; both stay exact (:data:`store_events.base.Money`).
+    * Products: a line's ``product_id`` (and ``variation_id``) is what the
+      order webhook has. WooCommerce puts product categories and tags on
+      the product (``/wp-json/wc/v3/products/<id>``), not in order
+      payloads, so an order's lines have ``category`` None and no ``tags``;
+      the purchase history (:mod:`bot.core.purchases`) then knows the
+      products bought but not their categories. A store plugin can post
+      its orders to ``POST /events`` with ``category`` on each line.
     * Event ids are ``woocommerce:<delivery id>``, except that an order is
       placed and fulfilled once: ``woocommerce:order.placed:<id>`` and
       ``woocommerce:order.fulfilled:<id>``. WooCommerce sends

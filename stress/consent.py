@@ -7,8 +7,9 @@ random sequence of:
   past, present or future of the virtual clock, and Shopify's
   ``customers_marketing_consent/update`` with ``sms_marketing_consent`` and
   its ``consent_updated_at``;
-* STOP and START typed on WhatsApp, SMS and Telegram (signed webhooks), and
-  the "yes" that confirms a WhatsApp/Telegram STOP;
+* stops (explicit: STOP, BAJA, SAIR, "no me escriban más"; ambiguous:
+  CANCELAR, PARAR, CANCEL) and START typed on WhatsApp, SMS and Telegram
+  (signed webhooks), and the "yes" that confirms an ambiguous one;
 * the "no" to the sunset question, and the sunset's own 7-day no-answer;
 * agent takeovers and releases;
 * ``product.viewed``, on which the test flow ``promo``
@@ -18,8 +19,9 @@ random sequence of:
 
 :class:`Model` is the reference: a few lines per rule of the contract and
 README (a consent counts as of its time, a store's time no later than its
-arrival nor than the arrival of anything that store stamped later; SMS STOP
-applies at once, WhatsApp/Telegram STOP after a "yes" or a second STOP;
+arrival nor than the arrival of anything that store stamped later; an
+explicit stop applies at once everywhere, an ambiguous one at once on SMS
+and on WhatsApp/Telegram after a "yes" or a second stop of either kind;
 sunset "no" revokes every granted channel; customers' answers on a
 conversation an agent holds go unanswered). After every step the driver
 checks, through the API and the provider fakes:
@@ -66,7 +68,10 @@ from tests.support.signing import (
 from tests.support.store_signing import shopify_headers
 
 CHANNELS = ("whatsapp", "sms", "telegram")
-CONFIRMED = ("whatsapp", "telegram")  # a STOP there waits for a "yes"
+CONFIRMED = ("whatsapp", "telegram")  # an ambiguous stop there waits for a "yes"
+# What the customer types to stop (bot/core/optout_phrases.py), and whether it is explicit.
+STOP_WORDS = (("STOP", True), ("Baja", True), ("sair", True), ("No me escriban más", True),
+              ("cancelar", False), ("PARAR", False), ("Cancel", False))
 CONFIRM_TIMEOUT = timedelta(hours=24)
 CONFIRM_MAX_RUN = timedelta(days=3)
 IDLE_RELEASE = timedelta(hours=4)
@@ -107,7 +112,7 @@ class Model:
     state: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     ledger: list[tuple[str, str, str, datetime, bool]] = field(default_factory=list)
     store_clock: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
-    pending: str | None = None  # the channel of an unconfirmed WhatsApp/Telegram STOP
+    pending: str | None = None  # the channel of an unconfirmed WhatsApp/Telegram stop
     pending_until: datetime | None = None
     pending_started: datetime | None = None
     held_until: dict[str, datetime] = field(default_factory=dict)  # agent takeovers
@@ -146,11 +151,13 @@ class Model:
         until = self.held_until.get(channel)
         return until is not None and (at or self.now) < until
 
-    def stop(self, channel: str) -> None:
-        if channel not in CONFIRMED:
-            self.record(channel, "revoked", f"keyword:{channel}", self.now)
-        elif self.pending == channel:
+    def stop(self, channel: str, explicit: bool = False) -> None:
+        """A stop typed on ``channel``: while its confirmation is asked, the "yes"; else at
+        once if explicit or on SMS; else a question."""
+        if self.pending == channel:
             self.confirm()
+        elif explicit or channel not in CONFIRMED:
+            self.record(channel, "revoked", f"keyword:{channel}", self.now)
         else:  # a new question (or one about another channel), 24 h to answer
             if self.pending is None:
                 self.pending_started = self.now
@@ -312,9 +319,10 @@ class Driver:
 
     async def stop_step(self) -> str:
         channel = self.rng.choice(CHANNELS)
-        await self.say(channel, self.rng.choice(["STOP", "Baja", "sair"]))
-        self.model.stop(channel)
-        return f"stop on {channel}"
+        word, explicit = self.rng.choice(STOP_WORDS)
+        await self.say(channel, word)
+        self.model.stop(channel, explicit)
+        return f"stop {word!r} on {channel}"
 
     async def start_step(self) -> str:
         channel = self.rng.choice(CHANNELS)

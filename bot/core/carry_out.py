@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core import commands as cmd
 from bot.core import waits
-from bot.core.compose import build_message, choose_channel, conversation_id, record_marketing
+from bot.core.compose import (
+    build_message,
+    choose_channel,
+    conversation_id,
+    not_before,
+    record_marketing,
+)
 from bot.core.customers import facts, record_consent
 from bot.core.flows import START, Flow
 from bot.core.inputs import InboundMessage
@@ -126,7 +132,8 @@ class Executor:
         previous = run.get("step") or START
         run["step"] = name
         self.out.steps.append((flow.name, name))
-        if not (outcome == "failed" and "error" in data):  # a failed send's report: no new step
+        # A failed send's report, a fallback or a held retry: the same step, not a new one.
+        if outcome not in ("fallback", "held") and not (outcome == "failed" and "error" in data):
             # ``from``: the transition counted with the step (``transitions.<from>.<to>``).
             self.out.stats.append({"kind": "reached", **self.run_names(flow.name), "step": name,
                                    "from": previous})
@@ -175,7 +182,46 @@ class Executor:
                                            "purpose": purpose, "run": run["run"],
                                            "issued_at": self.now})
                     self.doc.setdefault("attrs", {})[f"code_{purpose}"] = code
+                case cmd.Split(name=name, variant=variant):
+                    self.split(flow, run, name, variant)
         return emitted
+
+    def split(self, flow: Flow, run: Doc, name: str, variant: str) -> None:
+        """A split chose ``variant``: the run's variant (its first split's), and a step.
+
+        The run's statistics are filed under its variant (``run_names``), so
+        what this decision already recorded for the run under no variant
+        (its start, when it started in this decision, and any message sent
+        before the split) is filed under the variant too. A run that started
+        in an earlier decision keeps those counts where they were. The step
+        is recorded once per run (``splits``): asking the same split again
+        returns the same variant and counts nothing more.
+        """
+        splits = run.setdefault("splits", {})
+        if name in splits:
+            return
+        splits[name] = variant
+        if run.get("variant") is None:
+            run["variant"] = variant
+            self._refile(flow.name, run, variant)
+        self.record_step(run, flow, name, variant, variant=variant)
+
+    def _refile(self, name: str, run: Doc, variant: str) -> None:
+        started = [i for i, fact in enumerate(self.out.stats)
+                   if fact["kind"] == "started" and fact["flow"] == name]
+        if run.get("started_at") == self.now and started:
+            for fact in self.out.stats[started[-1]:]:
+                if fact["flow"] == name and fact.get("variant") is None:
+                    fact["variant"] = variant
+        for message in self.out.messages:
+            if message.get("run") == run["run"] and message.get("flow") == name:
+                message["variant"] = variant
+        question = self.doc.get("question") or {}
+        if question.get("run") == run["run"]:
+            question["variant"] = variant
+        for entry in self.doc.get("attribution", []):
+            if entry.get("run") == run["run"]:
+                entry["variant"] = variant
 
     def handoff(self, reason: str) -> None:
         channel = self.origin or (self.doc.get("question") or {}).get("channel") or choose_channel(
@@ -210,14 +256,14 @@ class Executor:
                         "params": list(command.template[1])}
         elif step in flow.templates:
             fallback = {"name": flow.templates[step], "language": locale, "params": []}
-        channel = command.channel or self.origin
+        channel = None if command.channels else command.channel or self.origin
         message = build_message(
             self.doc, message_id=f"{self.doc['_id']}:{run['run']}:{run['n']}", now=self.now,
             seq=self.next_seq(), policy=self.ctx.send_policy, text=command.text,
             choices=command.choices, template=None, fallback_template=fallback,
             channel=channel, marketing=flow.marketing and not command.transactional,
             reply=self.origin is not None and channel == self.origin, flow=flow.name,
-            run=run["run"], step=step)
+            run=run["run"], step=step, channels=command.channels)
         names = self.run_names(flow.name)
         # The run's statistics names travel with the message (send and receipt passes).
         message.update(flow_version=names["version"], variant=names["variant"])
@@ -229,7 +275,11 @@ class Executor:
         if message["channel"]:
             self.out.channels.add(message["channel"])
         self.record_step(run, flow, step, message["status"],
-                         **({"reason": message["error"]} if message.get("error") else {}))
+                         **({"reason": message["error"]} if message.get("error") else {}),
+                         **({"channel": message["channel"], "fallback_from": [
+                             {"channel": t["channel"], "reason": t["reason"]}
+                             for t in message["fallback_from"]]}
+                            if message.get("fallback_from") else {}))
         if command.question is not None:
             self.doc["question"] = {"flow": flow.name, "run": run["run"],
                                     "name": command.question, "channel": message["channel"],
@@ -244,6 +294,41 @@ class Executor:
                                flow=flow.name, run=run["run"])
             else:
                 waits.cancel(self.doc, f"q:{flow.name}")
+
+    def resend(self, failed: Doc, *, message_id: str, due: datetime | None = None,
+               channels: list[str] | None = None, tried: list[Doc] | None = None) -> Doc:
+        """A failed or skipped message again: later (``due``) or on the next channels.
+
+        ``failed`` is the message as its failure report carries it. The new
+        message is decided like the first (consent, address, window, agent)
+        at this moment, and remembered by its run like any of its sends.
+        """
+        message = build_message(
+            self.doc, message_id=message_id, now=self.now, seq=self.next_seq(),
+            policy=self.ctx.send_policy, text=failed.get("text"),
+            choices=[(c["id"], c["title"]) for c in failed.get("choices") or []],
+            # The template it went as (outside a window) is what it may go as again.
+            template=None,
+            fallback_template=failed.get("fallback_template") or failed.get("template"),
+            channel=None if channels else failed.get("channel"),
+            marketing=bool(failed.get("marketing")), reply=False, flow=failed.get("flow"),
+            run=failed.get("run"), step=failed.get("step"), agent=failed.get("agent"),
+            channels=channels or (), fallback_from=tried or ())
+        for name in ("flow_version", "variant"):
+            if failed.get(name) is not None:
+                message[name] = failed[name]
+        if due is not None and message.get("outbox"):
+            later = not_before(self.doc, due, self.ctx.send_policy) if message["marketing"] else due
+            message["due_at"] = max(later, message["due_at"])
+        message["retry_of"] = failed.get("_id")
+        self.out.messages.append(message)
+        if message["channel"]:
+            self.out.channels.add(message["channel"])
+        run = self.doc.get("flows", {}).get(failed.get("flow") or "")
+        if message["status"] == "queued" and run is not None and run["run"] == failed.get("run"):
+            remember_message(self.doc, {**run, **self.run_names(failed["flow"])},
+                             failed["flow"], message["_id"])
+        return message
 
     def system_send(self, input_id: str, text: str, channel: str) -> None:
         """A transactional message of the service itself (keyword answers)."""

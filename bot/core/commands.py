@@ -20,8 +20,11 @@ command may be called (inside an action, where ``c`` exists) and keeps
 flows unchanged should the recorder ever travel on ``c`` instead.
 
 The customer's facts (first name, locale, tags, attrs, consents, active
-flows, pending question) are read in actions with :func:`customer`, a plain
-dict. The same facts also travel in every event as ``m.customer``, only
+flows, pending question, and the purchase history of
+:mod:`bot.core.purchases`: orders count, first and last order, total spent
+per currency, products and categories bought, the last order's items) are
+read in actions with :func:`customer`, a plain dict; :mod:`bot.core.segments`
+tests them. The same facts also travel in every event as ``m.customer``, only
 because durable_rules conditions can test nothing but the event's fields:
 use ``m.customer`` in a ``when_all`` condition (e.g.
 ``m.customer.locale == "pt"``), and ``customer(c)`` everywhere else.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +56,7 @@ class Send:
     transactional: bool = False
     question: str | None = None
     timeout: float | None = None
+    channels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -117,7 +122,16 @@ class IssueCode:
     purpose: str
 
 
-Command = Send | After | Tag | SetAttr | Handoff | Exit | Emit | Step | Consent | IssueCode
+@dataclass
+class Split:
+    """The variant a split chose for this run (recorded as the step ``name``)."""
+
+    name: str
+    variant: str
+
+
+Command = (Send | After | Tag | SetAttr | Handoff | Exit | Emit | Step | Consent | IssueCode
+           | Split)
 
 
 @dataclass
@@ -194,6 +208,7 @@ def send(
     template: tuple[str, list[str]] | None = None,
     step: str | None = None,
     channel: str | None = None,
+    channels: Sequence[str] = (),
     transactional: bool = False,
 ) -> None:
     """Send ``text`` (optionally with choices) or a template.
@@ -201,9 +216,18 @@ def send(
     The channel is the conversation's when the customer wrote to us, else
     the customer's first consented channel. A flow's messages are marketing
     unless ``transactional`` (an answer the customer asked for).
+
+    ``channels`` is a fallback chain, e.g. ``("whatsapp", "sms", "email")``:
+    the first one the send policy does not skip takes the message (no
+    consent, window closed without a template, an undeliverable address);
+    if it is refused at send time for such a reason (or WhatsApp's 131049 /
+    131050), the next one is tried, once each, and the reasons are recorded
+    on the message and the run. A step never reaches the customer twice.
     """
+    if channel is not None and channels:
+        raise ValueError("send() takes channel or channels, not both")
     _record(Send(text=text, choices=_choices(choices), template=template, step=step,
-                 channel=channel, transactional=transactional))
+                 channel=channel, transactional=transactional, channels=tuple(channels)))
 
 
 def ask(
@@ -297,3 +321,65 @@ def issue_code(c: Any, purpose: str) -> str:
     code = recorder.code_pattern.format(code=digest.hexdigest()[:8].upper())
     _record(IssueCode(code, purpose))
     return code
+
+
+def split_variant(customer_id: str, run: str, name: str, weights: dict[str, int]) -> str:
+    """The variant of ``weights`` that (customer, run, split name) falls in; pure.
+
+    The SHA-256 of the three names, read as a 64-bit number, picks a point
+    in ``[0, sum of weights)``; the variants share that range by weight, in
+    the order of their names, so the same weights written in another order
+    choose the same variant.
+    """
+    _check_split(name, weights)
+    digest = hashlib.sha256(f"{customer_id}|{run}|{name}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") % sum(weights.values())
+    for variant in sorted(weights):
+        point -= weights[variant]
+        if point < 0:
+            return variant
+    raise AssertionError("unreachable: the point lies below the total weight")
+
+
+def _check_split(name: object, weights: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"split name must be a non-empty string, not {name!r}")
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"split {name!r}: weights must be a non-empty dict of variant -> "
+                         f"positive int, not {weights!r}")
+    for variant, weight in weights.items():
+        if not isinstance(variant, str) or not variant:
+            raise ValueError(f"split {name!r}: variant {variant!r} must be a non-empty string")
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight <= 0:
+            raise ValueError(f"split {name!r}: weight of {variant!r} must be a positive int, "
+                             f"not {weight!r}")
+
+
+def split(c: Any, name: str, weights: dict[str, int]) -> str:
+    """Put the customer in one variant of the split ``name`` and return it, e.g. ``"a"``.
+
+    ``weights`` maps each variant to a positive int share: ``{"a": 50, "b":
+    50}``, ``{"control": 9, "offer": 1}``. The choice is deterministic per
+    (customer, flow run, split name) (:func:`split_variant`), so a replayed
+    decision, or the same split asked again in the run, gets the same
+    variant, and the next run of the flow draws again.
+
+    The run records the step ``name`` with the variant as its outcome (once
+    per run), and the variant becomes the run's variant: the flow's statistics
+    (``/api/flows/{name}/stats``) then count the run, its messages and its
+    conversions under ``variants.<variant>``. Split in the rule that starts
+    the run (before its first message), so the whole run counts under its
+    variant; a run's first split sets its variant, later ones only record
+    their step. Declare ``name`` as a ``"record"`` step of the flow.
+
+    Raises:
+        ValueError: ``name`` is empty, or ``weights`` is not a non-empty dict
+            of variant name -> positive int (the message names the bad entry).
+    """
+    _check_split(name, weights)
+    recorder = _current.get(None)
+    if recorder is None:
+        raise RuntimeError("flow commands can only be used inside a rule run by the runtime")
+    variant = split_variant(recorder.customer, recorder.run, name, weights)
+    _record(Split(name, variant))
+    return variant

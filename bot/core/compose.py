@@ -11,6 +11,7 @@ the reason, so agents and statistics see it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.core.customers import consent_entry, has_consent
 from bot.core.policy import (
     WINDOW,
     SendPolicy,
+    Verdict,
     in_window,
     may_send,
     not_before,
@@ -46,6 +48,41 @@ def choose_channel(doc: Doc, policy: SendPolicy, marketing: bool) -> str | None:
     return None
 
 
+def _draft(doc: Doc, channel: str | None, policy: SendPolicy, marketing: bool,
+           flow: str | None, agent: str | None, seq: int, template: Doc | None,
+           fallback_template: Doc | None) -> Doc:
+    """What :func:`may_send` reads of a message that is not written yet."""
+    traits = policy.channels.get(channel) if channel else None
+    to, to_user_id = traits.address(doc) if traits else (None, None)
+    return {"channel": channel, "to": to, "to_user_id": to_user_id, "marketing": marketing,
+            "flow": flow, "agent": agent, "seq": seq, "template": template,
+            "fallback_template": fallback_template}
+
+
+def _first_workable(doc: Doc, channels: Sequence[str], now: datetime, seq: int,
+                    policy: SendPolicy, marketing: bool, flow: str | None, agent: str | None,
+                    template: Doc | None, fallback_template: Doc | None,
+                    tried: list[Doc]) -> tuple[str | None, Verdict, list[str]]:
+    """The first channel of a fallback chain that the policy does not skip.
+
+    Returns the channel, its verdict and the channels after it; every
+    channel passed over is appended to ``tried`` with its reason. When all
+    skip, the message stays on the last one, skipped with the last reason.
+    """
+    verdict = Verdict("skip", reason="no channel", code="no_channel")
+    channel: str | None = None
+    for index, name in enumerate(channels):
+        channel = name
+        verdict = may_send(_draft(doc, name, policy, marketing, flow, agent, seq, template,
+                                  fallback_template), doc, now, policy, stage="decision")
+        if not verdict.skipped:
+            return name, verdict, list(channels[index + 1:])
+        if index < len(channels) - 1:
+            tried.append({"channel": name, "reason": verdict.reason, "code": verdict.code,
+                          "at": now})
+    return channel, verdict, []
+
+
 def build_message(
     doc: Doc,
     *,
@@ -64,6 +101,8 @@ def build_message(
     run: str | None = None,
     step: str | None = None,
     agent: str | None = None,
+    channels: Sequence[str] = (),
+    fallback_from: Sequence[Doc] = (),
 ) -> Doc:
     """The outbox document for one send, or a ``skipped`` one with its reason.
 
@@ -72,15 +111,27 @@ def build_message(
     that channel. ``template`` is sent instead of the text (an agent's
     approved template); ``fallback_template`` is what a channel with a
     service window gets outside it.
+
+    ``channels`` is a step's fallback chain ("WhatsApp, else SMS"): the
+    first channel of it whose verdict is not a skip takes the message; the
+    ones passed over are recorded with their reasons (``fallback_from``,
+    which a fallback decided later starts from), the ones after it are kept
+    (``fallback_left``) for a fallback at send time. One message, one
+    channel: a later channel is tried only once the earlier one did not send.
     """
-    if channel is None:
-        channel = choose_channel(doc, policy, marketing)
+    tried = list(fallback_from)
+    left: list[str] = []
+    if channels:
+        channel, verdict, left = _first_workable(doc, channels, now, seq, policy, marketing,
+                                                 flow, agent, template, fallback_template, tried)
+        reply = False
+    else:
+        if channel is None:
+            channel = choose_channel(doc, policy, marketing)
+        verdict = may_send(_draft(doc, channel, policy, marketing and not reply, flow, agent, seq,
+                                  template, fallback_template), doc, now, policy, stage="decision")
     traits = policy.channels.get(channel) if channel else None
     to, to_user_id = traits.address(doc) if traits else (None, None)
-    draft: Doc = {"channel": channel, "to": to, "to_user_id": to_user_id,
-                  "marketing": marketing and not reply, "flow": flow, "agent": agent,
-                  "seq": seq, "template": template, "fallback_template": fallback_template}
-    verdict = may_send(draft, doc, now, policy, stage="decision")
     skipped = verdict.reason if verdict.skipped else None
     body_template = verdict.template
     due = verdict.until or now
@@ -105,6 +156,10 @@ def build_message(
         "seq": seq,
         "attempts": 0,
     }
+    if tried:
+        message["fallback_from"] = tried
+    if left:
+        message["fallback_left"] = left
     if message["marketing"] and channel is not None:
         # Which ledger entry allowed it when decided (the sender records the one at send time).
         message["consent_entry"] = consent_entry(doc, channel)

@@ -30,6 +30,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from bot.core import purchases
 from bot.core.inputs import CustomerInfo
 from bot.types import Doc
 
@@ -165,7 +166,12 @@ def has_consent(doc: Doc, channel: str) -> bool:
 
 
 def facts(doc: Doc) -> dict[str, Any]:
-    """What rules may read about the customer (JSON-safe)."""
+    """What rules may read about the customer (JSON-safe).
+
+    Besides the profile, tags, attrs, consents and flows: the purchase
+    history (:func:`bot.core.purchases.facts`), so rules can branch on what
+    the customer bought (``bot.core.segments`` tests these facts).
+    """
     profile = doc.get("profile", {})
     question = doc.get("question") or {}
     return {
@@ -178,4 +184,5 @@ def facts(doc: Doc) -> dict[str, Any]:
         "consents": {ch: entry["state"] for ch, entry in doc.get("consents", {}).items()},
         "active_flows": sorted(doc.get("flows", {})),
         "question": question.get("name") or "",
+        **purchases.facts(doc),
     }

@@ -24,7 +24,7 @@ from bot.core import waits
 from bot.core.compose import SendPolicy
 from bot.core.engine import Engine
 from bot.core.flows import Flow
-from bot.core.inputs import InboundMessage, StoreEvent
+from bot.core.inputs import ConsentChange, InboundMessage, StoreEvent
 from bot.core.lifecycle import TriggerPolicy
 from bot.core.route import Router
 from bot.types import Doc, inbox_kind
@@ -88,6 +88,8 @@ class Decider:
             router.agent_action(item["payload"], item["_id"])
         elif kind == "send_failure":
             router.send_failed(item["payload"])
+        elif kind == "consent":
+            router.consent_change(ConsentChange.model_validate(item["payload"]), item["_id"])
         else:
             raise ValueError(f"input kind {kind!r} is not decided")
         doc["done_inputs"] = [*doc.get("done_inputs", []), item["_id"]][-MAX_DONE_INPUTS:]

@@ -59,6 +59,10 @@ class Flow:
         edges: transitions, ``(from, to)`` or ``(from, to, label)``. Runs
             enter at ``"started"`` (the trigger) and leave through
             ``"exit:<outcome>"`` (``exit_flow(c, outcome)``).
+        on_by_default: whether the flow runs when the store has not chosen
+            its flows (``FLOWS`` unset). The library's optional flows (welcome
+            series, reactivation...) are off until a store names them, so a
+            new version never starts messaging customers unasked.
     """
 
     name: str
@@ -71,6 +75,7 @@ class Flow:
     description: str = ""
     steps: dict[str, StepKind] = field(default_factory=dict)
     edges: tuple[Edge, ...] = ()
+    on_by_default: bool = True
 
     def mermaid(self) -> str:
         """The flow's diagram as a Mermaid block, for its module's docstring."""
@@ -97,7 +102,8 @@ def load_flows(package: str = "rules", only: list[str] | None = None) -> dict[st
 
     Args:
         package: the package to scan.
-        only: module names to load (all when None); the testing aid uses it.
+        only: module names to load; when None, every module's flows that are
+            ``on_by_default``.
 
     Raises:
         FlowLoadError: a module failed to import, or declares a flow whose
@@ -126,5 +132,7 @@ def load_flows(package: str = "rules", only: list[str] | None = None) -> dict[st
                 ) from exc
             if flow.name in flows:
                 raise FlowLoadError(f"{name}: flow {flow.name!r} is declared twice")
+            if only is None and not flow.on_by_default:
+                continue
             flows[flow.name] = flow
     return flows

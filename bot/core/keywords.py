@@ -1,23 +1,37 @@
 """Consent and help keywords in Spanish, Portuguese and English.
 
-A message that is only a keyword (case, accents and punctuation ignored) is
-a command to the service, not an answer to a flow.
+A message that is only a keyword or a clear opt-out phrase (case, accents
+and punctuation ignored, polite filler at the edges allowed) is a command
+to the service, not an answer to a flow. What counts is the table in
+:mod:`bot.core.optout_phrases`; :func:`match` says which entry matched and
+whether a stop is explicit (at once everywhere) or ambiguous (confirmed
+first where the channel allows).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Literal
+from dataclasses import dataclass
 
-Keyword = Literal["stop", "start", "help"]
+from bot.core.optout_phrases import COMPILED, MAX_WORDS, Keyword
 
-KEYWORDS: dict[str, Keyword] = {
-    **dict.fromkeys(("stop", "baja", "cancelar", "parar", "sair", "unsubscribe",
-                     "stopall", "cancel", "end", "quit"), "stop"),
-    **dict.fromkeys(("start", "alta", "voltar", "unstop", "subscribe"), "start"),
-    **dict.fromkeys(("help", "ayuda", "ajuda", "info"), "help"),
-}
+__all__ = ["Keyword", "KeywordMatch", "detect", "localized", "match", "normalize"]
+
+
+@dataclass(frozen=True)
+class KeywordMatch:
+    """What a whole message asks of the service, and the table entry that said so.
+
+    ``phrase`` (the entry's name, e.g. "no me escriban más") goes into the
+    consent ledger with the customer's words, so each opt-out shows why it
+    was one.
+    """
+
+    keyword: Keyword
+    explicit: bool
+    phrase: str
+
 
 HELP_TEXT = {
     "es": "Te escribimos por tus compras en nuestra tienda. Responde BAJA para no recibir "
@@ -48,10 +62,27 @@ def normalize(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]+", " ", plain).strip()
 
 
+def match(text: str) -> KeywordMatch | None:
+    """The table entry the whole message is, if any.
+
+    "Baja.", "STOP please" and "no me escriban más" count; "quiero cancelar
+    mi pedido" and "stop by tomorrow?" do not.
+    """
+    words = normalize(re.sub(r"['’`´]", "", text)).split()
+    if not words or len(words) > MAX_WORDS:
+        return None
+    plain = " ".join(words)
+    for entry in COMPILED:
+        if entry.regex.fullmatch(plain):
+            phrase = entry.phrase
+            return KeywordMatch(phrase.keyword, phrase.explicit, phrase.name)
+    return None
+
+
 def detect(text: str) -> Keyword | None:
-    """The keyword the whole message is, if any ("Baja." and "STOP" count; "no pares" does not)."""
-    words = normalize(text).split()
-    return KEYWORDS.get(words[0]) if len(words) == 1 else None
+    """The keyword the whole message is, if any (see :func:`match`)."""
+    found = match(text)
+    return found.keyword if found else None
 
 
 def localized(texts: dict[str, str], locale: str) -> str:

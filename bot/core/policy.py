@@ -14,7 +14,11 @@ their reasons win:
 3. **Frequency cap** (decision only): at most ``marketing_cap`` marketing
    messages per customer in a window. It counts messages as they are
    queued, so a queued message is never held back by its own count.
-4. **Address**: the customer must be reachable on the channel.
+4. **Address**: the customer must be reachable on the channel, at an
+   address no provider has reported dead (``undeliverable``: a number
+   that does not exist, or is not on WhatsApp). A dead address gets
+   nothing, not even an answer; the mark goes when the customer writes from
+   it again or the store gives a new one.
 5. **Agent hold**: a conversation with a person (``agent``), or waiting
    for one (``needs_agent``), gets no message from the bot. A person's own
    messages always go. At send time two kinds of message written while the
@@ -93,11 +97,12 @@ class Verdict:
 # text, for people, may change wording. ``quiet_hours`` is a hold, not a
 # skip: the message goes out at 09:00 (statistics count it as held there).
 REASON_CODES = ("consent", "quiet_hours", "frequency_cap", "window", "agent", "no_channel",
-                "other")
+                "undeliverable", "other")
 # Prefixes of the texts below, so a reason stored as text (a skipped message's
 # ``error``) gives back its code: (prefix, code), first match wins.
 _TEXT_CODES = (("no channel the customer consented to", "consent"), ("no channel", "no_channel"),
                ("channel ", "no_channel"), ("no address", "no_channel"),
+               ("address undeliverable", "undeliverable"),
                ("no marketing consent", "consent"), ("frequency cap", "frequency_cap"),
                ("an agent has", "agent"), ("outside the ", "window"))
 
@@ -144,6 +149,9 @@ def may_send(message: Doc, customer: Doc | None, now: datetime, policy: SendPoli
             return _skip(capped, "frequency_cap")
     if not (message.get("to") or message.get("to_user_id")):
         return _skip(f"no address on {name}", "no_channel")
+    dead = undeliverable(customer, name, message.get("to"), message.get("to_user_id"))
+    if dead is not None:
+        return _skip(f"address undeliverable on {name} ({dead.get('code')})", "undeliverable")
     if held_for_agent(message, customer, stage):
         return _skip("an agent has the conversation", "agent")
     template = message.get("template")
@@ -157,6 +165,19 @@ def may_send(message: Doc, customer: Doc | None, now: datetime, policy: SendPoli
         if due > now:
             return Verdict("defer", until=due, template=template)
     return Verdict("send", template=template)
+
+
+def undeliverable(customer: Doc, channel: str, to: str | None,
+                  user_id: str | None) -> Doc | None:
+    """The provider's report that the address on ``channel`` is dead, if it is this address.
+
+    A report names the address it was about, so a new phone from the store
+    is not held back by the old one's report.
+    """
+    mark: Doc | None = (customer.get("undeliverable") or {}).get(channel)
+    if mark is None or mark.get("address") not in {to, user_id} - {None}:
+        return None
+    return mark
 
 
 def held_for_agent(message: Doc, customer: Doc, stage: Stage) -> bool:

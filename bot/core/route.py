@@ -30,11 +30,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.core import commands as cmd
-from bot.core import keywords, store_clock, waits
+from bot.core import keywords, purchases, store_clock, waits
 from bot.core.carry_out import Executor, conversation
 from bot.core.customers import facts, merge_profile, record_consent
 from bot.core.flows import Flow
-from bot.core.inputs import CustomerInfo, InboundMessage, StoreEvent
+from bot.core.inputs import ConsentChange, CustomerInfo, InboundMessage, StoreEvent
 from bot.core.lifecycle import mark_fired, on_store_event, on_wait_fired, schedule_lifecycle
 from bot.types import Doc
 
@@ -44,6 +44,10 @@ if TYPE_CHECKING:  # the decision's types; decide.py imports this module
 MAX_CHAIN = 25  # events one decision may post, emitted ones included
 MAX_ACTIONS = 50  # agent actions kept per conversation (who did what, when)
 UNANSWERED = "message.unanswered"  # a customer message no flow took (rules/inbox.py)
+# Provider refusals after which a step goes on to its next channel (fallback chains).
+FALLBACK_MEANINGS = ("opted_out", "blocked", "marketing_limit", "dead_address")
+# WhatsApp's per-user marketing limit (131049): Meta says wait at least 24 h, then once more.
+MARKETING_LIMIT_RETRY = timedelta(days=1)
 
 
 def typed_choice(text: str, choices: list[list[str]]) -> str | None:
@@ -101,6 +105,7 @@ class Router:
             value = getattr(info, name)
             if value and f"{name}:{value}" in self.doc.get("keys", []):
                 self.doc[name] = value
+        self.forget_dead_addresses()
         # The store's times count as no later than the event's arrival, and
         # a consent as no later than anything the store stamped later that
         # arrived before (bot.core.store_clock): a store clock running
@@ -119,12 +124,22 @@ class Router:
         for stated in stated_times:
             store_clock.observe(self.doc, event.source, stated, received)
         payload = {**event.model_dump(mode="python"), "occurred_at": occurred}
+        if event.type == "order.placed":  # purchase history, before rules read the facts
+            purchases.record_order(self.doc, event.data, occurred)
         immediate = on_store_event(self.doc, payload, self.now, self.ctx.trigger_policy)
         data = event.data
         engine_event = {**data, "type": event.type, "event_id": event.id,
                         "occurred_at": occurred.isoformat(), "source": event.source,
                         "data": data}
         self.dispatch([engine_event, *immediate])
+
+    def forget_dead_addresses(self) -> None:
+        """Drop undeliverable marks about addresses the customer no longer has (a new phone)."""
+        marks = self.doc.get("undeliverable") or {}
+        for channel in list(marks):
+            traits = self.ctx.send_policy.channels.get(channel)
+            if traits is not None and marks[channel].get("address") not in traits.address(self.doc):
+                del marks[channel]
 
     def message(self, message: InboundMessage, input_id: str) -> None:
         doc, channel = self.doc, message.channel
@@ -135,13 +150,16 @@ class Router:
         self.act.record_inbound(message)
         self.act.evidence = {"words": message.text, "message_id": message.provider_id,
                              "input": input_id}
+        dead = doc.get("undeliverable", {}).get(channel)
+        if dead is not None and dead.get("address") in {message.sender, message.user_id}:
+            del doc["undeliverable"][channel]  # they wrote from it: it works again
         schedule_lifecycle(doc, self.now, self.ctx.trigger_policy)
         if message.kind in ("reaction", "start"):
             return
         if state["status"] == "closed":
             # The customer writes again: the conversation is open, and the bot's.
             state.update(status="bot", agent=None, handoff_reason=None, reopened_at=self.now)
-        keyword = keywords.detect(message.text) if message.kind == "text" else None
+        keyword = keywords.match(message.text) if message.kind == "text" else None
         if keyword is not None:
             self.keyword(keyword, channel, input_id)
             return
@@ -159,25 +177,42 @@ class Router:
         if not self.taken:
             self.dispatch([{**event, "type": UNANSWERED}])
 
-    def keyword(self, keyword: str, channel: str, input_id: str) -> None:
+    def keyword(self, match: keywords.KeywordMatch, channel: str, input_id: str) -> None:
+        """HELP, START and STOP (``bot.core.optout_phrases``), recorded with the words.
+
+        An explicit stop ("BAJA", "wrong number") applies at once on every
+        channel. An ambiguous one ("cancelar", "parar") applies at once where
+        the channel requires it (SMS) and is otherwise confirmed first by the
+        flow that handles ``optout.requested``. A stop of either kind while
+        that flow asks about this channel is its "yes".
+        """
         locale = facts(self.doc)["locale"]
         source = f"keyword:{channel}"
         traits = self.ctx.send_policy.channels.get(channel)
         at_once = traits is not None and traits.optout_at_once
-        if keyword == "help":
+        evidence = {**self.act.evidence, "phrase": match.phrase}
+        self.act.evidence = evidence  # a flow's revocation below keeps the phrase too
+        question = self.doc.get("question") or {}
+        asking = self.ctx.flows.get(question.get("flow") or "")
+        confirming = (question.get("channel") == channel and asking is not None
+                      and "optout.requested" in asking.triggers)
+        if match.keyword == "help":
             self.act.system_send(input_id, keywords.localized(keywords.HELP_TEXT, locale),
                                  channel)
-        elif keyword == "start":
-            record_consent(self.doc, channel, "granted", source, self.now, self.now)
+        elif match.keyword == "start":
+            record_consent(self.doc, channel, "granted", source, self.now, self.now,
+                           evidence=evidence)
             tags = self.doc.get("tags", [])
             if "marketing_paused" in tags:
                 tags.remove("marketing_paused")
             self.act.system_send(input_id, keywords.localized(keywords.STARTED_TEXT, locale),
                                  channel)
-        elif at_once or not self.handled_by_flow("optout.requested"):
+        elif at_once or not self.handled_by_flow("optout.requested") or (
+                match.explicit and not confirming):
             # Some channels' opt-out must take effect at once (carriers require
             # it of SMS), with one confirmation unless the provider answers it.
-            changed = record_consent(self.doc, channel, "revoked", source, self.now, self.now)
+            changed = record_consent(self.doc, channel, "revoked", source, self.now, self.now,
+                                     evidence=evidence)
             if changed and (traits is None or traits.confirms_optout):
                 self.act.system_send(input_id, keywords.localized(keywords.STOPPED_TEXT, locale),
                                      channel)
@@ -211,15 +246,78 @@ class Router:
             waits.cancel(self.doc, release_wait)
 
     def send_failed(self, report: Doc) -> None:
-        """A flow's message failed for good: record it on the run and tell the flow."""
+        """A message failed for good (or was skipped with a fallback left).
+
+        What the provider's code means is recorded first, whatever the
+        message was (``FailureMeaning``): an opt-out at the provider revokes
+        marketing consent on the channel, a dead address is marked
+        undeliverable. Then the step goes on where it can: to the next
+        channel of its fallback chain, or, after WhatsApp's per-user
+        marketing limit, once more a day later. Only when neither is left
+        is the run told that its message failed (``message.failed``).
+        """
+        message: Doc = report.get("message") or {}
+        channel = message.get("channel")
+        meaning = report.get("meaning")
+        if channel and meaning in ("opted_out", "blocked"):
+            record_consent(self.doc, channel, "revoked",
+                           f"{channel}:{report.get('code') or meaning}", self.now, self.now,
+                           evidence={"message_id": report.get("message_id"),
+                                     "error": report.get("error")})
+        if channel and meaning in ("dead_address", "blocked"):
+            self.doc.setdefault("undeliverable", {})[channel] = {
+                "address": message.get("to") or message.get("to_user_id"),
+                "code": report.get("code") or meaning, "error": report.get("error"),
+                "message_id": report.get("message_id"), "at": self.now}
+        follow_up = self.follow_up(report, message, meaning) if message else None
         name = report.get("flow")
         run = self.doc.get("flows", {}).get(name or "")
         if name is None or run is None or run["run"] != report.get("run"):
             return
-        self.act.record_step(run, self.ctx.flows[name], report.get("step") or "send", "failed",
+        step = report.get("step") or "send"
+        if follow_up is not None:
+            outcome, again = follow_up
+            self.act.record_step(run, self.ctx.flows[name], step, outcome,
+                                 reason=report.get("error"), channel=again["channel"],
+                                 message_id=again["_id"])
+            return
+        self.act.record_step(run, self.ctx.flows[name], step, "failed",
                              error=report.get("error"))
         self.dispatch([{"type": "message.failed", "_flow": name, "step": report.get("step"),
                         "error": report.get("error")}])
+
+    def follow_up(self, report: Doc, message: Doc,
+                  meaning: str | None) -> tuple[str, Doc] | None:
+        """The step's next try after ``message`` did not go: ("fallback"|"held", its message)."""
+        left = message.get("fallback_left") or []
+        if left and (report.get("skipped") or meaning in FALLBACK_MEANINGS):
+            tried = [*(message.get("fallback_from") or []),
+                     {"channel": message.get("channel"), "reason": report.get("error"),
+                      "code": report.get("code") or meaning, "at": self.now}]
+            return "fallback", self.act.resend(message, message_id=f"{message['_id']}>{left[0]}",
+                                               channels=list(left), tried=tried)
+        if meaning == "marketing_limit" and not message.get("retry_of"):
+            return "held", self.act.resend(message, message_id=f"{message['_id']}:retry",
+                                           due=self.now + MARKETING_LIMIT_RETRY)
+        return None
+
+    def consent_change(self, change: ConsentChange, input_id: str) -> None:
+        """A provider's report of the user's marketing preference (WhatsApp's user_preferences).
+
+        A stop revokes marketing on the channel. A resume only undoes a stop
+        the same provider reported: it is not, by itself, consent to our
+        marketing, so it grants nothing the customer had not given before.
+        """
+        channel = change.channel
+        source = f"{channel}:user_preferences"
+        evidence = {"input": input_id, "detail": change.detail}
+        at = min(change.at, self.now)
+        if change.state == "revoked":
+            record_consent(self.doc, channel, "revoked", source, at, self.now, evidence)
+            return
+        current = self.doc.get("consents", {}).get(channel) or {}
+        if current.get("state") == "revoked" and current.get("source") == source:
+            record_consent(self.doc, channel, "granted", source, at, self.now, evidence)
 
     # ------------------------------------------------------------------- waits
 

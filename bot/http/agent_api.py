@@ -31,7 +31,7 @@ from bot.http.agents import (
     public_view,
 )
 from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME
-from bot.http.common import bad_request, json_error, read_json
+from bot.http.common import bad_request, iso, json_error, json_safe, read_json
 from bot.types import CONVERSATION_STATUSES, Doc
 
 
@@ -56,10 +56,6 @@ class AgentMessageBody(BaseModel):
     # WhatsApp after the 24-hour window has closed.
     template: str | None = Field(default=None, min_length=1, max_length=512)
     template_params: list[str] = Field(default_factory=list, max_length=10)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def message_view(doc: Doc) -> Doc:
@@ -329,8 +325,7 @@ async def get_customer(request: web.Request) -> web.Response:
         "attrs": doc.get("attrs", {}),
         "consents": {ch: {"state": e["state"], "source": e["source"], "at": iso(e["at"])}
                      for ch, e in doc.get("consents", {}).items()},
-        "consent_ledger": [{**e, "at": iso(e["at"]), "recorded_at": iso(e.get("recorded_at"))}
-                           for e in doc.get("consent_ledger", [])],
+        "consent_ledger": [json_safe(e) for e in doc.get("consent_ledger", [])],
         "active_flows": [{"flow": name, "step": run.get("step"),
                           "started_at": iso(run.get("started_at"))}
                          for name, run in sorted(doc.get("flows", {}).items())],

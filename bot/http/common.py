@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -157,3 +158,25 @@ def bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(
         text=json.dumps({"error": message}), content_type="application/json"
     )
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC (``Z``), as every API answer writes times; a naive time counts as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def json_safe(value: Any) -> Any:
+    """A stored value in JSON: times as ISO strings, other BSON values as text."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, datetime):
+        return iso(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)  # ObjectId, Decimal128, ...

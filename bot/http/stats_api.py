@@ -36,7 +36,7 @@ from aiohttp import web
 from bot.core.flows import Flow
 from bot.core.stats import flow_version, summarize
 from bot.http.appkeys import CLOCK, DATABASE, RUNTIME
-from bot.http.common import json_error
+from bot.http.common import iso, json_error
 from bot.infra.database import Database
 from bot.types import Doc
 
@@ -50,10 +50,6 @@ CSV_COLUMNS = ("id", "customer_id", "started_at", "ended_at", "last_step", "outc
 
 class BadQuery(ValueError):
     """A query parameter the routes cannot use; the message names it."""
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def parse_day(query: Any, name: str) -> date | None:

@@ -76,6 +76,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("keys", ASCENDING)], name="keys", unique=True),
         IndexModel([("next_due", ASCENDING)], name="next_due", sparse=True),
         IndexModel([("interests", ASCENDING)], name="interests", sparse=True),
+        # The consent audit export: customers with a ledger entry recorded in
+        # a period (multikey; bot/http/consent_api.py).
+        IndexModel([("consent_ledger.recorded_at", ASCENDING)], name="ledger_recorded"),
     ],
     "inbox": [
         IndexModel([("state", ASCENDING), ("seq", ASCENDING)], name="state_seq"),
@@ -85,6 +88,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], name="timeline"),
         IndexModel([("provider_id", ASCENDING)], name="provider_id", sparse=True),
         IndexModel([("outbox", ASCENDING), ("due_at", ASCENDING)], name="outbox", sparse=True),
+        # Proof of consent (bot/http/consent_api.py): the marketing sends of a
+        # period, and of one customer. Not partial: the embedded server ignores
+        # partial indexes.
+        IndexModel([("marketing", ASCENDING), ("sent_at", ASCENDING)], name="marketing_sent"),
+        IndexModel([("customer", ASCENDING), ("marketing", ASCENDING), ("sent_at", ASCENDING)],
+                   name="customer_marketing_sent"),
     ],
     "conversations": [
         IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),

@@ -91,6 +91,7 @@ class Runtime:
         context = decision_context(settings, channels, flows)
         self.processor = Processor(database, clock, Decider(context), metrics)
         self.processor.attribution = timedelta(days=settings.attribution_days)
+        self.processor.report = self.inbox.accept
         pacers = {name: Pacer(channel.rate) for name, channel in channels.items()}
         self.sender = OutboxSender(database, clock, channels, metrics, pacers,
                                    context.send_policy, self.inbox.accept)

@@ -25,8 +25,11 @@ class Pacer:
         self.updated: datetime | None = None
         self.paused_until: datetime | None = None
 
-    def delay(self, now: datetime, cost: float = 1.0) -> float:
-        """Seconds to wait before a send costing ``cost``; takes the tokens when 0."""
+    def delay(self, now: datetime, cost: float = 1.0, *, take: bool = True) -> float:
+        """Seconds to wait before a send costing ``cost``; takes the tokens when 0.
+
+        With ``take=False`` it only looks: the tokens stay for a later call.
+        """
         if self.paused_until is not None and now < self.paused_until:
             return max((self.paused_until - now).total_seconds(), RESOLUTION)
         if self.rate <= 0:
@@ -41,9 +44,19 @@ class Pacer:
         # full and leaves it in debt, which the next send waits off.
         needed = min(cost, self.capacity)
         if self.tokens >= needed:
-            self.tokens -= cost
+            if take:
+                self.tokens -= cost
             return 0.0
         return max((needed - self.tokens) / self.rate, RESOLUTION)
+
+    def idle(self, now: datetime) -> bool:
+        """Whether the bucket is full again by ``now`` and nothing is paused (it can be dropped)."""
+        if self.paused_until is not None and now < self.paused_until:
+            return False
+        if self.updated is None or self.rate <= 0:
+            return True
+        refill = (self.capacity - self.tokens) / self.rate
+        return now >= self.updated + timedelta(seconds=refill)
 
     def pause(self, now: datetime, seconds: float) -> None:
         """Hold every send until ``now + seconds`` (a provider's 429)."""

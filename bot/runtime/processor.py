@@ -49,6 +49,7 @@ import logging
 import pickle
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,6 +138,8 @@ class Processor:
         # measure what they cost. ATTRIBUTION_DAYS is set by the runtime.
         self.stats = True
         self.attribution = timedelta(days=5)
+        # Where failures that receipts report go (the runtime's inbox); None: nowhere.
+        self.report: Callable[[Doc], Awaitable[bool]] | None = None
 
     # ------------------------------------------------------------------ passes
 
@@ -149,7 +152,7 @@ class Processor:
         decisions = [item for item in items if not is_receipt(item)]
         result = BatchResult()
         handled = await apply_receipts(self.db, receipts, self.clock.now(),
-                                       result.counters if self.stats else None)
+                                       result.counters if self.stats else None, self.report)
         groups: dict[str, list[Doc]] = {}
         for item in decisions:
             groups.setdefault(item["ckey"] or item["_id"], []).append(item)

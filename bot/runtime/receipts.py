@@ -19,6 +19,7 @@ caller writes the counters with the rest of its pass.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from pymongo import UpdateOne
 
 from bot.core.stats import Counters, receipt_outcome
 from bot.infra.database import Database, find_in, update_each
+from bot.runtime.failures import REPORTED_FIELDS, failure_report
 from bot.types import Doc
 
 # How far along a message is; a receipt never moves it back (read stays read).
@@ -54,20 +56,41 @@ def receipt_update(receipt: Doc) -> UpdateOne:
     return UpdateOne({"provider_id": receipt["provider_id"]}, [{"$set": changes}])
 
 
+async def _report_failures(database: Database, receipts: list[Doc],
+                           report: Callable[[Doc], Awaitable[bool]]) -> None:
+    """Report the failed receipts that carry a meaning, once per message."""
+    by_provider = {receipt["provider_id"]: receipt for receipt in receipts}
+    fields = {name: 1 for name in (*REPORTED_FIELDS, "customer", "provider_id")}
+    async for message in find_in(database.messages, "provider_id", list(by_provider), fields):
+        receipt = by_provider[message["provider_id"]]
+        code = receipt.get("error_code")
+        error = f"{code}: {receipt.get('error_message') or ''}"[:500]
+        await report(failure_report(message, error, code, receipt["meaning"]))
+
+
 STATS_FIELDS = {"provider_id": 1, "status_rank": 1, "flow": 1, "step": 1, "flow_version": 1,
                 "variant": 1}
 
 
 async def apply_receipts(database: Database, items: list[Doc], now: datetime | None = None,
-                         counters: Counters | None = None) -> int:
+                         counters: Counters | None = None,
+                         report: Callable[[Doc], Awaitable[bool]] | None = None) -> int:
     """Apply a pass of receipts in one bulk write; returns how many are done.
 
     A receipt that arrives before the send recorded the provider's id is
     tried again on later passes, then kept as done. With ``counters`` (and
     ``now``, the day they are counted on), what the receipts move is counted.
+    A failed receipt whose code means something for the customer (an
+    opt-out at the provider, a dead address, the per-user marketing limit:
+    its ``meaning``) is reported to the customer's decision through
+    ``report`` (rare: one extra read for the messages they name).
     """
     if not items:
         return 0
+    meaningful = [item["payload"] for item in items if item["payload"].get("meaning")
+                  and item["payload"]["status"] in ("failed", "undelivered")]
+    if meaningful and report is not None:
+        await _report_failures(database, meaningful, report)
     before: dict[Any, Doc] | None = None
     if counters is not None and now is not None:
         before = {doc["provider_id"]: doc async for doc in find_in(

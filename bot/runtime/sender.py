@@ -58,8 +58,8 @@ from bot.core.stats import Counters, sent_outcome
 from bot.infra.clock import Clock, to_millis
 from bot.infra.database import Database, find_in
 from bot.infra.metrics import Metrics
+from bot.runtime.failures import failure_report, needs_report
 from bot.runtime.flow_stats import write_counters
-from bot.runtime.inbox import make_item
 from bot.runtime.pacing import RESOLUTION, Pacer
 from bot.types import Doc
 
@@ -69,8 +69,15 @@ IN_FLIGHT = 64  # sends awaiting their provider's answer at once
 PACE_HORIZON = 1.0  # seconds ahead a pass may plan paced sends
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
+RECIPIENT_BURST = 3.0  # messages to one recipient at once before the gap applies
+RECIPIENTS_KEPT = 10_000  # recipients remembered before the passed ones are dropped
 CUSTOMER_FIELDS = {"consents": 1, "consent_ledger": 1, "last_in": 1, "conversations": 1,
                    "undeliverable": 1, "v": 1}
+
+
+def recipient(message: Doc) -> tuple[str, str]:
+    """Who a message goes to, as the pair-rate limit counts: (channel, address)."""
+    return message["channel"], message.get("to") or message.get("to_user_id") or ""
 
 
 def _ahead_of(message: Doc, customer: Doc | None) -> bool:
@@ -101,6 +108,7 @@ class SendPlan:
     ids: list[Any] = field(default_factory=list)
     sends: list[tuple[Doc, OutboundMessage, datetime]] = field(default_factory=list)
     operations: list[tuple[Any, UpdateOne]] = field(default_factory=list)
+    reports: list[Doc] = field(default_factory=list)  # skipped with a fallback left
 
     def add(self, message_id: Any, operation: UpdateOne) -> None:
         """A message settled without sending (skipped or deferred)."""
@@ -132,6 +140,10 @@ class OutboxSender:
         self.stats = True  # flow statistics (the bench switches them off to measure them)
         # This pass's settled flow messages: id -> (message, outcome, reason code).
         self.settled: dict[Any, tuple[Doc, str, str | None]] = {}
+        # Per recipient (channel, address): a token bucket at the channel's
+        # recipient_gap (see _plan). In memory: a worker restart forgets it,
+        # and the provider's pair-rate error (``pair_rate``) is the backstop.
+        self.recipients: dict[tuple[str, str], Pacer] = {}
 
     async def send_pass(self) -> int:
         """Send one batch of due messages; returns how many were settled.
@@ -174,6 +186,9 @@ class OutboxSender:
         sends = [(message, outbound, start) for message, outbound, start in plan.sends
                  if message["_id"] in owned]
         operations = [op for message_id, op in plan.operations if message_id in owned]
+        for report in plan.reports:
+            if report["payload"]["message_id"] in owned:
+                await self.report(report)
         operations += await asyncio.gather(*(self._send_one(message, outbound, start)
                                              for message, outbound, start in sends))
         if operations:
@@ -200,11 +215,20 @@ class OutboxSender:
         later pass, so no claim is held for long. On the virtual clock nothing
         waits: the rest is deferred to when the pacer allows, which is what
         ``advance`` steps to.
+
+        Each recipient is paced too, by a token bucket of ``RECIPIENT_BURST``
+        refilled one per ``recipient_gap``: WhatsApp allows about one
+        message to a user every 6 s and lets a burst borrow ahead (up to 45
+        in 6 s, then the user is blocked until the borrowed time has
+        passed). A few messages at once (an answer, then a flow's step) go
+        together; a longer burst is spaced by deferring the later messages,
+        without holding back anyone else's.
         """
         plan = SendPlan()
         blocked: set[str] = set()
         resume_at: dict[str, datetime] = {}
         cursor: dict[str, datetime] = {}  # each channel's latest planned start
+        self._forget_recipients(now)
         for message in messages:
             name = message["channel"]
             if name in blocked:
@@ -216,6 +240,15 @@ class OutboxSender:
             if isinstance(verdict, Verdict):
                 plan.add(message["_id"], self._skip(message, verdict.reason or "skipped", now,
                                                     verdict.code))
+                if needs_report(message, None, skipped=True):
+                    plan.reports.append(failure_report(
+                        message, verdict.reason or "skipped", verdict.code, None, skipped=True))
+                continue
+            mine = self._recipient_pacer(message)
+            wait = mine.delay(now, take=False) if mine is not None else 0.0
+            if wait > 0:
+                plan.add(message["_id"], self._defer(
+                    message, to_millis(now + timedelta(seconds=wait + RESOLUTION))))
                 continue
             pacer = self.pacers.setdefault(name, Pacer(0))
             cost = self.channels[name].pacing_cost(verdict)
@@ -234,11 +267,29 @@ class OutboxSender:
                 blocked.add(name)  # keep the channel's order: later ones wait too
                 continue
             cursor[name] = start
+            if mine is not None:
+                mine.delay(start)  # the recipient's token, now that it goes
             if message.get("marketing"):
                 # The ledger entry that allows it now: the proof of consent for this send.
                 message["consent_entry"] = consent_entry(customers[message["customer"]], name)
             plan.send(message, verdict, start)
         return plan
+
+    def _recipient_pacer(self, message: Doc) -> Pacer | None:
+        """The bucket of the message's recipient (None on a channel without a recipient gap)."""
+        gap = self.channels[message["channel"]].recipient_gap
+        if gap <= 0:
+            return None
+        key = recipient(message)
+        if key not in self.recipients:
+            self.recipients[key] = Pacer(1.0 / gap, burst=RECIPIENT_BURST)
+        return self.recipients[key]
+
+    def _forget_recipients(self, now: datetime) -> None:
+        """Drop the buckets that are full again (bounded memory on a busy day)."""
+        if len(self.recipients) > RECIPIENTS_KEPT:
+            self.recipients = {key: pacer for key, pacer in self.recipients.items()
+                               if not pacer.idle(now)}
 
     async def _claim(self, plan: SendPlan, wall: datetime) -> set[Any]:
         """Claim the planned messages; those to send now are marked ``sending``.
@@ -302,6 +353,12 @@ class OutboxSender:
             now = self.clock.now()
             wait = exc.retry_after if exc.retry_after is not None else backoff(
                 message.get("attempts", 0) + 1)
+            mine = self._recipient_pacer(message)
+            if exc.meaning == "pair_rate" and mine is not None:  # this recipient only
+                mine.pause(now, wait)
+                self.metrics.sends.labels(message["channel"], "rate_limited").inc()
+                return self._defer(message, now + timedelta(seconds=wait), attempt=True,
+                                   error=f"{exc.code}: too many messages to this user")
             pacer.pause(now, wait)
             self.metrics.sends.labels(message["channel"], "rate_limited").inc()
             return self._defer(message, now + timedelta(seconds=wait), attempt=True,
@@ -337,13 +394,8 @@ class OutboxSender:
         error = f"{exc.code}: {exc.detail}"[:500]
         self.metrics.sends.labels(message["channel"], "failed").inc()
         self.settled[message["_id"]] = (message, "failed", None)
-        if message.get("flow"):
-            await self.report(make_item(
-                dedupe_id=f"delivery:{message['_id']}", kind="send_failure", source="outbox",
-                keys=[f"id:{message['customer']}"],
-                payload={"message_id": message["_id"], "flow": message["flow"],
-                         "run": message.get("run"), "step": message.get("step"),
-                         "error": error}))
+        if needs_report(message, exc.meaning):
+            await self.report(failure_report(message, error, exc.code, exc.meaning))
         return UpdateOne({"_id": message["_id"]}, _settled(
             "failed", now, error, status_rank=4, error=error,
             attempts=message.get("attempts", 0) + 1))

@@ -6,13 +6,16 @@
 + 32 hex, ``status`` "queued"), and errors as ``{"code", "message",
 "more_info", "status"}``. :meth:`FakeTwilio.push_status` then plays Twilio's
 part in delivery: it POSTs a signed status callback to the message's
-``StatusCallback``.
+``StatusCallback``. :meth:`FakeTwilio.refuse` plays a number Twilio refuses
+every time: invalid (21211), unsubscribed by STOP (21610) or not a mobile
+(21614).
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -43,6 +46,15 @@ ERROR_MESSAGES: dict[int, str] = {
 STATUS_CODES: dict[int, int] = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """How the fake answers every message to one number (:meth:`FakeTwilio.refuse`)."""
+
+    status: int
+    code: int
+    message: str | None = None
+
+
 class FakeTwilio(FakeProvider):
     """Twilio's Messages resource for one account.
 
@@ -58,6 +70,21 @@ class FakeTwilio(FakeProvider):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.messages: dict[str, dict[str, Any]] = {}
+        self._refusals: dict[str, Refusal] = {}
+
+    def refuse(self, to: str, code: int, *, status: int = 400,
+               message: str | None = None) -> None:
+        """Refuse every message to ``to`` (E.164) with error ``code`` until :meth:`allow`."""
+        self._refusals[to] = Refusal(status, code, message)
+
+    def allow(self, to: str) -> None:
+        """Stop refusing ``to``."""
+        self._refusals.pop(to, None)
+
+    def reset(self) -> None:
+        """Forget what was received, failures still scripted and refused numbers."""
+        super().reset()
+        self._refusals.clear()
 
     def routes(self) -> list[web.RouteDef]:
         """Create and fetch a Message."""
@@ -116,6 +143,9 @@ class FakeTwilio(FakeProvider):
             return self.error_response(400, 21602)
         if len(body) > 1600:
             return self.error_response(400, 21617)
+        refusal = self._refusals.get(to)
+        if refusal is not None:
+            return self.error_response(refusal.status, refusal.code, refusal.message)
         resource = self._resource(form)
         self.messages[resource["sid"]] = {**resource, "status_callback": form.get("StatusCallback")}
         self.sent[to].append(resource)

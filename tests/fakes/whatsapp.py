@@ -6,6 +6,9 @@
 errors as ``{"error": {"message", "type", "code", "error_data": {"details"},
 "fbtrace_id"}}``. It checks what Meta checks first (token, phone id, message
 shape, title lengths) so a malformed send fails here as it would there.
+:meth:`FakeWhatsApp.refuse` plays a recipient Meta refuses every time: one
+who stopped marketing (131050), reached the per-user marketing limit
+(131049) or is not on WhatsApp (131026).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +36,8 @@ ERROR_TITLES: dict[int, str] = {
     131016: "Service unavailable",
     131026: "Message undeliverable",
     131047: "Re-engagement message",
+    131049: "Meta chose not to deliver",
+    131050: "User has stopped marketing messages",
     131051: "Unsupported message type",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
     132000: "Number of parameters does not match the expected number of params",
@@ -43,6 +49,10 @@ ERROR_DETAILS: dict[int, str] = {
     "customer last replied to this number.",
     131056: "Too many messages sent from the sender phone number to the same recipient "
     "phone number in a short period of time.",
+    131026: "Message Undeliverable.",
+    131049: "This message was not delivered to maintain healthy ecosystem engagement.",
+    131050: "Unable to deliver the message. This recipient has chosen to stop receiving "
+    "marketing messages on WhatsApp from your business.",
 }
 STATUS_CODES: dict[int, int] = {429: 130429, 500: 131000, 503: 131016, 401: 190, 400: 100}
 MESSAGE_TYPES = frozenset({
@@ -62,6 +72,27 @@ class FakeWhatsApp(FakeProvider):
         super().__init__()
         self.token = token
         self.phone_id = phone_id
+        self._refusals: dict[str, Refusal] = {}
+
+    def refuse(self, recipient: str, code: int, *, message_type: str | None = None,
+               status: int = 400, details: str | None = None) -> None:
+        """Refuse every well-formed send to ``recipient`` with error ``code`` until :meth:`allow`.
+
+        ``recipient`` is a phone (any format: its digits count) or a BSUID.
+        ``message_type`` limits the refusal to one type, e.g. "template": Meta
+        refuses 131050 and 131049 to marketing templates while free-form
+        replies in the service window still go out.
+        """
+        self._refusals[_recipient_key(recipient)] = Refusal(status, code, message_type, details)
+
+    def allow(self, recipient: str) -> None:
+        """Stop refusing ``recipient``."""
+        self._refusals.pop(_recipient_key(recipient), None)
+
+    def reset(self) -> None:
+        """Forget what was received, failures still scripted and refused recipients."""
+        super().reset()
+        self._refusals.clear()
 
     def routes(self) -> list[web.RouteDef]:
         """The messages endpoint, any Graph API version."""
@@ -125,6 +156,9 @@ class FakeWhatsApp(FakeProvider):
             return self.error_response(400, code, details)
         if body.get("status") == "read":  # mark as read
             return web.json_response({"success": True})
+        refusal = self._refusals.get(_recipient_key(str(body.get("to") or body["recipient"])))
+        if refusal is not None and refusal.message_type in (None, body.get("type", "text")):
+            return self.error_response(refusal.status, refusal.code, refusal.details)
         wamid = "wamid." + base64.b64encode(b"\x15\x02\x00\x11\x18" + uuid.uuid4().bytes).decode()
         to = body.get("to")
         if to:
@@ -142,6 +176,23 @@ class FakeWhatsApp(FakeProvider):
         return web.json_response(
             {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
         )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How the fake answers every send to one recipient (:meth:`FakeWhatsApp.refuse`)."""
+
+    status: int
+    code: int
+    message_type: str | None = None
+    details: str | None = None
+
+
+def _recipient_key(recipient: str) -> str:
+    """A phone's digits (as ``sent`` is keyed), or a BSUID ("AR.1234...") as it is."""
+    if any(ch.isalpha() for ch in recipient):
+        return recipient
+    return "".join(ch for ch in recipient if ch.isdigit())
 
 
 def _check_message(body: Any) -> tuple[int, str] | None:

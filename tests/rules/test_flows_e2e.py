@@ -77,7 +77,7 @@ async def test_opt_out_confirmation_over_http(aiohttp_client: Any, mongo_uri: st
     service = await start(aiohttp_client, mongo_uri, db_name, fakes)
     now = await service.advance(0)
     await service.event(customer_event("evt_1", "customer.created", now))
-    await service.whatsapp(whatsapp_text_webhook("BAJA", phone=PHONE))
+    await service.whatsapp(whatsapp_text_webhook("CANCELAR", phone=PHONE))  # ambiguous: asks
     await service.advance(0)
     question = sent(fakes)[-1]
     assert question["type"] == "interactive"

@@ -239,9 +239,9 @@ def test_keywords_are_still_the_services() -> None:
 
 
 def test_a_message_a_flow_waits_for_goes_to_that_flow() -> None:
-    """A STOP asks to confirm; "gracias" is then an unclear answer to it, not small talk."""
+    """CANCELAR asks to confirm; "gracias" is then an unclear answer to it, not small talk."""
     h = harness(flows=[optout_confirmation.FLOW])
-    h.reply("cus_1", "STOP")
+    h.reply("cus_1", "CANCELAR")
     h.reply("cus_1", "gracias")
     assert texts(h)[-1] == ("Perdona, no te entendí. ¿Te damos de baja de los mensajes "
                             "promocionales por WhatsApp?")

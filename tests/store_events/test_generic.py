@@ -136,6 +136,33 @@ def test_order_placed_without_checkout_id_has_it_none() -> None:
     assert event.data["checkout_id"] is None
 
 
+def test_order_lines_carry_product_id_category_and_tags() -> None:
+    payload = fixture("order_placed")
+    payload["data"]["items"] = [
+        {"sku": "MATE-1", "title": "Mate", "quantity": 1, "price": "42000.00",
+         "product_id": 8021, "category": "Mates", "tags": ["regalo", "calabaza"]},
+        {"sku": "BOMB-1", "title": "Bombilla", "quantity": 2, "price": 8500},
+    ]
+    [event] = post(payload)
+    first, second = event.data["items"]
+    assert (first["product_id"], first["category"], first["tags"]) == (
+        "8021", "Mates", ["regalo", "calabaza"])  # a numbered product kept as text
+    assert (second["product_id"], second["category"], second["tags"]) == (None, None, [])
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("category", 7, "data.items[0].category: Input should be a valid string"),
+    ("tags", "regalo,calabaza", "data.items[0].tags: Input should be a valid list"),
+    ("tags", [1], "data.items[0].tags[0]: Input should be a valid string"),
+    ("product_id", True, "data.items[0].product_id: Input should be a valid string"),
+])
+def test_bad_order_line_category_tags_or_product_id_name_the_field(
+        field: str, value: Any, message: str) -> None:
+    payload = fixture("order_placed")
+    payload["data"]["items"] = [{"sku": "MATE-1", field: value}]
+    assert bad_payload(payload) == message
+
+
 def test_order_fulfilled() -> None:
     [event] = post(fixture("order_fulfilled"))
     assert event.type == "order.fulfilled"

@@ -137,7 +137,8 @@ def test_order_created_becomes_order_placed() -> None:
     assert event.data["currency"] == "ARS"
     assert event.data["items"] == [
         {"sku": "TERMO-1L-VER", "title": "Termo acero inoxidable 1 L - Verde", "quantity": 1,
-         "price": "29500", "product_id": "93", "variant_id": "101"},
+         "price": "29500", "product_id": "93", "variant_id": "101",
+         "category": None, "tags": []},  # not in WooCommerce's order webhooks
     ]
     customer = event.customer
     assert customer.id == "12"
@@ -158,6 +159,14 @@ def test_guest_order_is_known_by_billing_email_then_phone() -> None:
         "woocommerce-guest:+5493414556677")
     payload["billing"]["phone"] = ""
     assert deliver("order_created", payload) is None
+
+
+def test_order_lines_have_their_product_but_no_category() -> None:
+    """WooCommerce keeps categories on the product, not in order webhooks: None, said so."""
+    payload = fixture("order_created")
+    payload["line_items"][0]["categories"] = [{"id": 15, "name": "Termos"}]  # not sent; ignored
+    [item] = one(deliver("order_created", payload)).data["items"]
+    assert (item["product_id"], item["category"], item["tags"]) == ("93", None, [])
 
 
 def test_admin_order_without_cart_hash_has_no_checkout_id() -> None:

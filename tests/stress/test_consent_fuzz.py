@@ -44,6 +44,28 @@ def test_the_model_counts_a_store_consent_no_later_than_what_that_store_stamped_
     assert model.ledger[-1] == ("sms", "granted", "generic:x", t0, True)  # kept, superseded
 
 
+def test_the_model_stops_explicit_words_at_once_and_asks_about_ambiguous_ones() -> None:
+    """The opt-out rule as the model has it: an explicit stop applies at once on every
+    channel, an ambiguous one at once only on SMS, and either kind while its channel's
+    confirmation is asked is the "yes"."""
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    model = consent.Model(now=t0)
+    model.store_consent("generic", "generic:x", dict.fromkeys(consent.CHANNELS, True), t0)
+    model.now = t0 + timedelta(minutes=1)
+    model.stop("whatsapp", explicit=True)
+    model.stop("sms", explicit=False)
+    assert (model.granted("whatsapp"), model.granted("sms"), model.pending) == (
+        False, False, None)
+    assert model.ledger[-2:] == [("whatsapp", "revoked", "keyword:whatsapp", model.now, False),
+                                 ("sms", "revoked", "keyword:sms", model.now, False)]
+    model.stop("telegram", explicit=False)
+    assert model.granted("telegram") and model.pending == "telegram"
+    model.stop("telegram", explicit=True)
+    assert not model.granted("telegram") and model.pending is None
+    assert model.ledger[-1][2] == "optout_confirmation:telegram"
+    assert {word for word, explicit in consent.STOP_WORDS if not explicit}, "no ambiguous word"
+
+
 async def test_a_reply_after_a_stop_interrupted_the_sunset_question_is_not_left_unanswered(
         mongo_uri: str) -> None:
     """Found by the consent fuzz: a STOP's confirmation question replaces an open
@@ -58,7 +80,7 @@ async def test_a_reply_after_a_stop_interrupted_the_sunset_question_is_not_left_
         await service.advance((consent.SUNSET_AFTER_DAYS + 1) * 86400)
         assert (await service.api("GET", "/api/customers/cus_1"))["active_flows"][0][
             "flow"] == "sunset"
-        for text in ("STOP", "STOP"):  # the confirmation asked, then confirmed: run over
+        for text in ("CANCELAR", "CANCELAR"):  # the confirmation asked, then confirmed: run over
             await service.whatsapp(whatsapp_text_webhook(text, phone=PHONE))
             await service.advance(0)
         before = len(run.fakes.whatsapp.sent[PHONE[1:]])

@@ -112,12 +112,13 @@ def _contact(phone: str | None, user_id: str, name: str) -> dict[str, Any]:
     return contact
 
 
-def _whatsapp_envelope(value: dict[str, Any], phone_id: str) -> dict[str, Any]:
+def _whatsapp_envelope(value: dict[str, Any], phone_id: str,
+                       field: str = "messages") -> dict[str, Any]:
     value = {"messaging_product": "whatsapp",
              "metadata": {"display_phone_number": DISPLAY_PHONE, "phone_number_id": phone_id},
              **value}
     return {"object": "whatsapp_business_account",
-            "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": "messages"}]}]}
+            "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": field}]}]}
 
 
 def whatsapp_message_webhook(
@@ -202,6 +203,37 @@ def whatsapp_status_webhook(
                             "category": "utility"}
         value["contacts"] = [_contact(phone, user_id, NAME)]
     return _whatsapp_envelope(value, phone_id)
+
+
+PREFERENCE_DETAILS = {"stop": "User requested to stop marketing messages",
+                      "resume": "User requested to resume marketing messages"}
+
+
+def whatsapp_user_preferences_webhook(
+    value: str = "stop",
+    *,
+    phone: str | None = PHONE,
+    user_id: str = USER_ID,
+    name: str = NAME,
+    category: str = "marketing_messages",
+    detail: str | None = None,
+    timestamp: int | None = None,
+    phone_id: str = PHONE_ID,
+) -> dict[str, Any]:
+    """A ``user_preferences`` webhook: the user stopped (or resumed) marketing messages.
+
+    Meta's documented shape (field "user_preferences"): the contact, with its
+    2026 ``user_id``, and one ``user_preferences`` item naming the ``wa_id``,
+    ``category``, ``value`` ("stop", "resume"), ``detail`` and ``timestamp``.
+    ``phone=None`` is a username user: no ``wa_id`` anywhere.
+    """
+    item: dict[str, Any] = {
+        "detail": detail if detail is not None else PREFERENCE_DETAILS.get(value, value),
+        "category": category, "value": value, "timestamp": timestamp or int(time.time())}
+    if phone:
+        item = {"wa_id": phone.lstrip("+"), **item}
+    return _whatsapp_envelope({"contacts": [_contact(phone, user_id, name)],
+                               "user_preferences": [item]}, phone_id, field="user_preferences")
 
 
 # -- Twilio -------------------------------------------------------------------
