@@ -31,6 +31,7 @@ from bot.http.common import (
 )
 from bot.infra.clock import VirtualClock, make_clock
 from bot.infra.database import open_database
+from bot.infra.flow_config import FlowConfigError, select_flows
 from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings, format_settings_error
 
@@ -72,6 +73,7 @@ async def advance_clock(request: web.Request) -> web.Response:
 def create_app(settings: Settings) -> web.Application:
     """The whole service as an aiohttp application (used by ``main`` and tests)."""
     from bot.http.agent_api import add_api_routes
+    from bot.http.campaigns_api import add_campaign_routes
     from bot.http.consent_api import add_consent_routes
     from bot.http.console import add_console_routes
     from bot.http.stats_api import add_stats_routes
@@ -101,6 +103,7 @@ def create_app(settings: Settings) -> web.Application:
     add_api_routes(app)
     add_stats_routes(app)
     add_consent_routes(app)
+    add_campaign_routes(app)
     add_console_routes(app)
     app.cleanup_ctx.append(runtime_context)  # last: it needs the database and channels
     return app
@@ -139,6 +142,11 @@ def main() -> None:
         settings = Settings()
     except ValidationError as exc:
         print(format_settings_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        select_flows(settings)  # the flow settings file, checked before anything starts
+    except FlowConfigError as exc:
+        print(exc, file=sys.stderr)
         raise SystemExit(2) from None
     logging.basicConfig(
         level=settings.log_level.upper(),

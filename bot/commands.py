@@ -19,7 +19,10 @@ from bot.core.commands import (
     split,
     step,
     tag,
+    text_override,
+    timing,
     untag,
+    watch,
 )
 
 __all__ = [
@@ -41,5 +44,8 @@ __all__ = [
     'split',
     'step',
     'tag',
+    'text_override',
+    'timing',
     'untag',
+    'watch',
 ]

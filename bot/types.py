@@ -24,7 +24,7 @@ Doc = dict[str, Any]
 """A MongoDB document (or a part of one) as PyMongo reads and writes it."""
 
 InboxKind = Literal["event", "fanout", "message", "receipt", "agent", "send_failure",
-                    "consent", "ignored"]
+                    "consent", "message_fate", "campaign", "ignored"]
 """What an inbox item is (``bot.runtime.inbox``).
 
 - ``event``: a store event for one customer; ``fanout``: a store event
@@ -38,6 +38,12 @@ InboxKind = Literal["event", "fanout", "message", "receipt", "agent", "send_fail
   meaning of the provider's code (consent, dead address), a fallback;
 - ``consent``: a provider's own report of a user's marketing preference
   (WhatsApp's ``user_preferences``), recorded in the consent ledger;
+- ``message_fate``: a watched message (``watch`` in ``bot.core.commands``) was
+  delivered, read, clicked or failed, reported by the receipt pass to the
+  run that watches it;
+- ``campaign``: one customer's share of a scheduled campaign (``POST
+  /api/campaigns``), expanded by ``bot.runtime.campaigns``: the decision
+  sends it as a marketing message;
 - ``ignored``: a signed webhook we keep for inspection but do not act on.
 """
 INBOX_KINDS: tuple[InboxKind, ...] = get_args(InboxKind)
@@ -59,7 +65,9 @@ def inbox_kind(item: Doc) -> InboxKind:
 
 InboxState = Literal["pending", "done", "failed", "ignored"]
 
-ConsentState = Literal["granted", "revoked"]
+ConsentState = Literal["granted", "pending", "revoked"]
+"""Marketing consent on a channel. ``pending``: the store reported an opt-in that the
+customer has not confirmed yet (double opt-in); it allows no marketing, like ``revoked``."""
 
 ConversationStatus = Literal["bot", "needs_agent", "agent", "closed"]
 """Who answers a conversation: the bot, nobody yet (a person was asked for),

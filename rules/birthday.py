@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from bot.commands import customer, days, exit_flow, issue_code, send
 from bot.flows import Flow, m, ruleset, when_all
+from rules._texts import say
 
-TEXTS = {
-    "es": "¡Feliz cumpleaños, {name}! 🎂 Te regalamos un 15% con el código {code}.",
-    "pt": "Feliz aniversário, {name}! 🎂 Ganhe 15% de desconto com o código {code}.",
-    "en": "Happy birthday, {name}! 🎂 Enjoy 15% off with the code {code}.",
+TEXTS = {  # say() picks the customer's language; a store may change them (FLOWS_CONFIG)
+    "es": {"greeting": "¡Feliz cumpleaños, {first_name}! 🎂 "
+                       "Te regalamos un 15% con el código {code}."},
+    "pt": {"greeting": "Feliz aniversário, {first_name}! 🎂 "
+                       "Ganhe 15% de desconto com o código {code}."},
+    "en": {"greeting": "Happy birthday, {first_name}! 🎂 Enjoy 15% off with the code {code}."},
 }
 
 FLOW = Flow(
@@ -43,9 +46,8 @@ with ruleset(FLOW.name):
 
     @when_all(m.type == "customer.birthday")
     def greet(c):
-        facts = customer(c)
-        name = facts["first_name"] or ""
+        name = customer(c)["first_name"] or ""
         code = issue_code(c, "birthday")
-        text = TEXTS.get(facts["locale"], TEXTS["es"]).format(name=name, code=code)
-        send(c, text, step="greeting", template=(FLOW.templates["greeting"], [name, code]))
+        send(c, say(c, TEXTS, "greeting", code=code), step="greeting",
+             template=(FLOW.templates["greeting"], [name, code]))
         exit_flow(c, "greeted")

@@ -87,6 +87,7 @@ from bot.commands import (
     send,
     set_attr,
     step,
+    timing,
 )
 from bot.flows import Flow, m, ruleset, when_all
 from rules._faq import best_topic, match_faq
@@ -246,6 +247,9 @@ LISTEN_AFTER_LINK = hours(24)
 LISTEN_AFTER_REMINDER = hours(48)
 MAX_ANSWERS = 3
 MAX_RUN = days(5)
+# The waits a store may change (flow settings file, [flows.cart_recovery.timings]).
+TIMINGS = {"ask_timeout": ASK_TIMEOUT, "listen_after_link": LISTEN_AFTER_LINK,
+           "listen_after_reminder": LISTEN_AFTER_REMINDER, "max_run": MAX_RUN}
 
 # What a typed reply means (normalised: lower case, no accents or punctuation).
 INTERESTED = {
@@ -293,7 +297,7 @@ def remember_cart(c: Any) -> None:
 def ask_interested(c: Any) -> None:
     c.s.phase = "asked"
     ask(c, say(c, TEXTS, "interested", cart=cart_summary(c)), name="interested",
-        choices=[(key, say(c, TEXTS, key)) for key in INTERESTED], timeout=ASK_TIMEOUT,
+        choices=[(key, say(c, TEXTS, key)) for key in INTERESTED], timeout=ask_timeout(c),
         template=(FLOW.templates["interested"], [template_name(c, TEXTS)]))
 
 
@@ -303,24 +307,29 @@ def send_link(c: Any) -> None:
         send(c, say(c, TEXTS, "link_code", url=c.s.url, code=c.s.code), step="link")
     else:
         send(c, say(c, TEXTS, "link", url=c.s.url), step="link")
-    listen(c, "link_sent", LISTEN_AFTER_LINK)
+    listen(c, "link_sent", "listen_after_link")
 
 
-def listen(c: Any, phase: str, seconds: float) -> None:
-    """Stay open for the customer's messages ``seconds``, then end quietly."""
+def listen(c: Any, phase: str, wait: str) -> None:
+    """Stay open for the customer's messages for the timing ``wait``, then end quietly."""
     c.s.phase = phase
-    after(c, seconds, {"type": "cart.quiet", "phase": phase}, key="quiet")
+    after(c, timing(c, wait, TIMINGS[wait]), {"type": "cart.quiet", "phase": phase}, key="quiet")
+
+
+def ask_timeout(c: Any) -> float:
+    """How long a question waits for its answer (the store may change it)."""
+    return timing(c, "ask_timeout", ASK_TIMEOUT)
 
 
 def invite_question(c: Any) -> None:
     c.s.phase = "chat"
-    ask(c, say(c, TEXTS, "ask_question"), name="question", timeout=ASK_TIMEOUT)
+    ask(c, say(c, TEXTS, "ask_question"), name="question", timeout=ask_timeout(c))
 
 
 def ask_reason(c: Any) -> None:
     c.s.phase = "reason"
     ask(c, say(c, TEXTS, "why"), name="reason", step="why",
-        choices=[(key, say(c, TEXTS, key)) for key in REASONS], timeout=ASK_TIMEOUT)
+        choices=[(key, say(c, TEXTS, key)) for key in REASONS], timeout=ask_timeout(c))
 
 
 def answer_question(c: Any) -> None:
@@ -337,7 +346,7 @@ def answer_question(c: Any) -> None:
     step(c, "faq", best_topic(text) or "answered")
     c.s.phase = "chat"
     ask(c, f"{reply}\n\n{say(c, TEXTS, 'anything_else')}", name="question",
-        choices=[("done", say(c, TEXTS, "done"))], timeout=ASK_TIMEOUT)
+        choices=[("done", say(c, TEXTS, "done"))], timeout=ask_timeout(c))
 
 
 def on_interest(c: Any) -> None:
@@ -377,7 +386,7 @@ with ruleset(FLOW.name):
         first = c.s.checkouts is None
         remember_cart(c)
         if first:
-            after(c, MAX_RUN, {"type": "cart.expired"}, key="expire")
+            after(c, timing(c, "max_run", MAX_RUN), {"type": "cart.expired"}, key="expire")
             ask_interested(c)
 
     @when_all((m.type == "timeout") & (m.question == "interested"))
@@ -388,7 +397,7 @@ with ruleset(FLOW.name):
         c.s.code = code
         send(c, say(c, TEXTS, "reminder", url=c.s.url, code=code), step="reminder",
              template=(FLOW.templates["reminder"], [template_name(c, TEXTS), code, c.s.url]))
-        listen(c, "reminded", LISTEN_AFTER_REMINDER)
+        listen(c, "reminded", "listen_after_reminder")
 
     @when_all((m.type == "timeout") & (m.question == "question"))
     def chat_idle(c):

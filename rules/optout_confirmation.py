@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.commands import after, ask, days, exit_flow, hours, send, set_consent, step
+from bot.commands import after, ask, days, exit_flow, hours, send, set_consent, step, timing
 from bot.flows import Flow, m, ruleset, when_all
 from rules._texts import NO, YES, answer, say
 
@@ -118,6 +118,8 @@ FLOW = Flow(
 
 CONFIRM_TIMEOUT = hours(24)
 MAX_RUN = days(3)
+# The waits a store may change (flow settings file, [flows.optout_confirmation.timings]).
+TIMINGS = {"confirm_timeout": CONFIRM_TIMEOUT, "max_run": MAX_RUN}
 CHANNEL_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram", "sms": "SMS"}
 CONFIRM = {
     "yes": (*YES, "si darme de baja", "darme de baja", "dar de baja", "sim sair",
@@ -147,11 +149,11 @@ with ruleset(FLOW.name):
             revoke(c)  # a second stop while we ask: that is a yes
             return
         if not c.s.channel:
-            after(c, MAX_RUN, {"type": "optout.expired"}, key="expire")
+            after(c, timing(c, "max_run", MAX_RUN), {"type": "optout.expired"}, key="expire")
         c.s.channel = str(c.m.channel)
         ask(c, say(c, TEXTS, "confirm", channel=channel_name(c.s.channel)), name="confirm",
             step="confirm_question", choices=[(key, say(c, TEXTS, key)) for key in CONFIRM],
-            timeout=CONFIRM_TIMEOUT, transactional=True)
+            timeout=timing(c, "confirm_timeout", CONFIRM_TIMEOUT), transactional=True)
 
     @when_all((m.type == "message") & (m.question == "confirm"))
     def confirmation(c):
@@ -166,7 +168,7 @@ with ruleset(FLOW.name):
             c.s.reasked = True
             ask(c, say(c, TEXTS, "reask", channel=channel_name(c.s.channel)), name="confirm",
                 step="confirm_reask", choices=[(key, say(c, TEXTS, key)) for key in CONFIRM],
-                timeout=CONFIRM_TIMEOUT, transactional=True)
+                timeout=timing(c, "confirm_timeout", CONFIRM_TIMEOUT), transactional=True)
 
     @when_all(m.type == "optout.expired")
     def expired(c):

@@ -53,8 +53,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
-from bot.commands import after, ask, config, days, exit_flow, handoff, send, set_attr, step
+from bot.commands import (
+    after,
+    ask,
+    config,
+    days,
+    exit_flow,
+    handoff,
+    send,
+    set_attr,
+    step,
+    timing,
+)
 from bot.flows import Flow, m, ruleset, when_all
 from rules._texts import say, template_name
 
@@ -142,6 +154,10 @@ FLOW = Flow(
 
 ANSWER_TIMEOUT = days(3)
 MAX_ANSWERING = days(10)
+# The waits a store may change (flow settings file, [flows.post_purchase_survey.timings]);
+# ``survey_after`` defaults to the SURVEY_AFTER_DAYS setting.
+TIMINGS = {"survey_after": days(3), "answer_timeout": ANSWER_TIMEOUT,
+           "max_answering": MAX_ANSWERING}
 
 NUMBER_WORDS = {
     # es
@@ -203,6 +219,11 @@ def parse_score(text: str | None) -> int | None:
     return score if 0 <= score <= 10 else None
 
 
+def answer_timeout(c: Any) -> float:
+    """How long a question waits for its answer (the store may change it)."""
+    return timing(c, "answer_timeout", ANSWER_TIMEOUT)
+
+
 with ruleset(FLOW.name):
 
     @when_all(m.type == "order.fulfilled")
@@ -210,13 +231,14 @@ with ruleset(FLOW.name):
         if c.s.order_id:
             return  # one survey per run
         c.s.order_id = str(c.m.order_id or "?")
-        wait = days(config(c, "survey_after_days", 3))
+        wait = timing(c, "survey_after", days(config(c, "survey_after_days", 3)))
         after(c, wait, {"type": "survey.due"})
-        after(c, wait + MAX_ANSWERING, {"type": "survey.expired"}, key="expire")
+        after(c, wait + timing(c, "max_answering", MAX_ANSWERING), {"type": "survey.expired"},
+              key="expire")
 
     @when_all(m.type == "survey.due")
     def survey_due(c):
-        ask(c, say(c, TEXTS, "nps"), name="nps", step="nps_question", timeout=ANSWER_TIMEOUT,
+        ask(c, say(c, TEXTS, "nps"), name="nps", step="nps_question", timeout=answer_timeout(c),
             template=(FLOW.templates["nps_question"], [template_name(c, TEXTS)]))
 
     @when_all(m.type == "survey.expired")
@@ -232,7 +254,7 @@ with ruleset(FLOW.name):
         score = parse_score(c.m.text)
         if score is None and not c.s.reasked:
             c.s.reasked = True
-            ask(c, say(c, TEXTS, "reask"), name="nps", step="nps_reask", timeout=ANSWER_TIMEOUT)
+            ask(c, say(c, TEXTS, "reask"), name="nps", step="nps_reask", timeout=answer_timeout(c))
         elif score is None:
             step(c, "nps_unreadable", "skipped", text=str(c.m.text or ""))
             exit_flow(c, "no_score")
@@ -242,7 +264,7 @@ with ruleset(FLOW.name):
             if score <= 6:
                 c.s.score = score
                 ask(c, say(c, TEXTS, "what_went_wrong"), name="nps_detail",
-                    timeout=ANSWER_TIMEOUT)
+                    timeout=answer_timeout(c))
             elif score <= 8:
                 send(c, say(c, TEXTS, "thanks"), step="thanks")
                 exit_flow(c, "passive")

@@ -42,7 +42,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.commands import after, ask, customer, days, exit_flow, send, set_consent, step, tag
+from bot.commands import (
+    after,
+    ask,
+    customer,
+    days,
+    exit_flow,
+    send,
+    set_consent,
+    step,
+    tag,
+    timing,
+)
 from bot.flows import Flow, m, ruleset, when_all
 from rules._texts import NO, YES, answer, say, template_name
 
@@ -113,6 +124,8 @@ FLOW = Flow(
 
 ANSWER_TIMEOUT = days(7)
 MAX_RUN = days(15)
+# The waits a store may change (flow settings file, [flows.sunset.timings]).
+TIMINGS = {"answer_timeout": ANSWER_TIMEOUT, "max_run": MAX_RUN}
 KEEP = {
     "yes": (*YES, "si quiero seguir", "quiero seguir", "seguir", "sim quero continuar",
             "quero continuar", "continuar", "yes keep them", "keep them", "keep"),
@@ -137,9 +150,9 @@ with ruleset(FLOW.name):
 
     @when_all(m.type == "customer.sunset")
     def sunset(c):
-        after(c, MAX_RUN, {"type": "sunset.expired"}, key="expire")
+        after(c, timing(c, "max_run", MAX_RUN), {"type": "sunset.expired"}, key="expire")
         ask(c, say(c, TEXTS, "keep"), name="keep", step="keep_question", choices=choices(c),
-            timeout=ANSWER_TIMEOUT,
+            timeout=timing(c, "answer_timeout", ANSWER_TIMEOUT),
             template=(FLOW.templates["keep_question"], [template_name(c, TEXTS)]))
 
     @when_all(m.type == "sunset.expired")
@@ -162,7 +175,7 @@ with ruleset(FLOW.name):
         elif not c.s.reasked:
             c.s.reasked = True
             ask(c, say(c, TEXTS, "reask"), name="keep", step="keep_reask",
-                choices=choices(c), timeout=ANSWER_TIMEOUT)
+                choices=choices(c), timeout=timing(c, "answer_timeout", ANSWER_TIMEOUT))
         else:
             step(c, "sunset", "unclear", text=str(c.m.text or ""))
             exit_flow(c, "unclear")

@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from bot.core.inputs import CustomerInfo, StoreEvent
+from bot.core.inputs import CustomerInfo, StatedConsent, StoreEvent
 from bot.infra.settings import secret
 from store_events.base import (
     BadPayload,
@@ -224,7 +224,7 @@ class GenericCustomer(_Strict):
     locale: str | None = None
     timezone: str | None = None
     birthday: str | None = Field(default=None, pattern=r"^(\d{4}-\d{2}-\d{2}|--\d{2}-\d{2})$")
-    consents: dict[str, bool] = Field(default_factory=dict)
+    consents: dict[str, StatedConsent] = Field(default_factory=dict)  # true, false, "pending"
     consent_at: datetime | None = Field(default=None, strict=False)
 
     @field_validator("timezone")

@@ -15,6 +15,10 @@ returns None):
 * ``customers/update`` -> ``customer.updated``
 * ``customers_marketing_consent/update`` -> ``customer.updated`` (SMS consent)
 * ``customers_email_marketing_consent/update`` -> ``customer.updated`` (email consent)
+* ``products/update`` -> ``product.back_in_stock`` when a variant's stock went from
+  0 (or less) to more than 0; any other product update is ignored
+* ``inventory_levels/update`` -> ``product.back_in_stock`` when ``available`` > 0
+  (see the decisions for what this one can and cannot say)
 
 Decisions:
     * ``checkout_id`` is the checkout's ``token``, not its numeric ``id``:
@@ -54,6 +58,31 @@ Decisions:
     * Event ids are ``shopify:<webhook id>``, except that an order is placed
       and fulfilled once, so those events are ``shopify:order.placed:<id>``
       and ``shopify:order.fulfilled:<id>`` whatever delivery carried them.
+    * Restocks. A product webhook has no customer: its event carries the
+      customer ``shopify:store`` and ``store_wide: true``, and the fan-out
+      (``Runtime.fanout_pass``) gives it to every customer interested in the
+      product (viewed it, had it in a cart) and to no store customer.
+      ``products/update`` is a restock when some variant has
+      ``inventory_quantity`` > 0 and ``old_inventory_quantity`` <= 0: the
+      payload's only trace of the quantity before. A payload without
+      ``old_inventory_quantity`` cannot tell a restock from any other edit
+      and is ignored, so customers are never told "it is back" about a
+      product that never left. The event has ``product_id``, the first
+      restocked variant's ``sku`` and ``variant_id``, ``title``,
+      ``category`` (``product_type``) and ``url``
+      (``https://<X-Shopify-Shop-Domain>/products/<handle>``, which redirects
+      to the shop's own domain); its id is
+      ``shopify:product.back_in_stock:<product id>:<updated_at>``, so the
+      repeats Shopify sends for one change count once.
+    * ``inventory_levels/update`` names an inventory item at a location and
+      its ``available`` quantity, neither the product nor the quantity
+      before. It maps to ``product.back_in_stock`` with
+      ``inventory_item_id``, ``location_id`` and ``available`` when
+      ``available`` > 0, but with no ``product_id`` or ``sku`` the fan-out,
+      which finds customers by those, reaches nobody: a store that wants
+      restock messages relies on ``products/update`` (or posts
+      ``product.back_in_stock`` with the product to ``POST /events``). Its
+      id is ``shopify:inventory_level:<item>:<location>:<updated_at>``.
 """
 
 from __future__ import annotations
@@ -86,6 +115,8 @@ if TYPE_CHECKING:
     from bot.infra.settings import Settings
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+SHOP_HEADER = "X-Shopify-Shop-Domain"
+STORE_CUSTOMER = "shopify:store"  # the customer of a store-wide event (a restock)
 TOPIC_HEADER = "X-Shopify-Topic"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
 TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
@@ -170,6 +201,30 @@ class Order(Purchase):
     fulfillments: list[Fulfillment] = Field(default_factory=list)
 
 
+class Variant(StoreModel):
+    id: IdStr | None = None
+    sku: str | None = None
+    inventory_quantity: int | None = None
+    old_inventory_quantity: int | None = None
+
+
+class Product(StoreModel):
+    id: IdStr
+    title: str
+    handle: str | None = None
+    product_type: str | None = None
+    variants: list[Variant] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class InventoryLevel(StoreModel):
+    inventory_item_id: IdStr
+    location_id: IdStr | None = None
+    available: int | None = None
+    updated_at: datetime | None = None
+
+
 class SmsConsentUpdate(StoreModel):
     id: IdStr = Field(validation_alias=AliasChoices("id", "customer_id"))
     phone: str | None = None
@@ -244,10 +299,12 @@ def _add_customer(profile: ProfileBuilder, customer: Customer | None) -> None:
 class _Context:
     """The headers one delivery's handlers need."""
 
-    def __init__(self, topic: str, webhook_id: str, triggered_at: str | None) -> None:
+    def __init__(self, topic: str, webhook_id: str, triggered_at: str | None,
+                 shop: str | None = None) -> None:
         self.topic = topic
         self.webhook_id = webhook_id
         self.triggered_at = triggered_at
+        self.shop = shop
 
     def when(self, *candidates: tuple[str, datetime | None]) -> datetime:
         """The first payload time given, else ``X-Shopify-Triggered-At``."""
@@ -277,6 +334,8 @@ class ShopifyAdapter:
             "customers/update": self._customer,
             "customers_marketing_consent/update": self._sms_consent,
             "customers_email_marketing_consent/update": self._email_consent,
+            "products/update": self._product_restocked,
+            "inventory_levels/update": self._inventory_level,
         }
 
     @classmethod
@@ -305,13 +364,16 @@ class ShopifyAdapter:
         if handler is None:
             return None
         context = _Context(topic, self.delivery_id(headers, body),
-                           get_header(headers, TRIGGERED_AT_HEADER))
+                           get_header(headers, TRIGGERED_AT_HEADER),
+                           get_header(headers, SHOP_HEADER))
         return handler(load_json_object(body), context)
 
     def _event(self, context: _Context, event_type: str, customer: CustomerInfo,
                data: dict[str, Any], occurred_at: datetime, event_id: str | None = None,
                ) -> list[StoreEvent]:
-        extra = {"topic": context.topic}  # the store's own name, for inspection
+        extra: dict[str, Any] = {"topic": context.topic}  # the store's own name, for inspection
+        if customer.id == STORE_CUSTOMER:
+            extra["store_wide"] = True  # fanned out to the interested customers only
         return [StoreEvent(
             **extra, id=event_id or f"shopify:{context.webhook_id}", type=event_type,
             occurred_at=occurred_at, customer=customer, data=build_data(event_type, data),
@@ -388,6 +450,39 @@ class ShopifyAdapter:
                 "tracking_url": shipped.tracking_url, "status_url": order.order_status_url}
         return self._event(context, "order.fulfilled", customer, data, when,
                            f"shopify:order.fulfilled:{order.id}")
+
+    def _product_restocked(self, payload: dict[str, Any], context: _Context,
+                           ) -> list[StoreEvent] | None:
+        """``products/update`` whose variant went from no stock to some; None otherwise."""
+        product = _validate(Product, payload)
+        restocked = [v for v in product.variants
+                     if (v.inventory_quantity or 0) > 0
+                     and v.old_inventory_quantity is not None and v.old_inventory_quantity <= 0]
+        if not restocked:
+            return None
+        when = context.when(("updated_at", product.updated_at),
+                            ("created_at", product.created_at))
+        url = (f"https://{context.shop}/products/{product.handle}"
+               if context.shop and product.handle else None)
+        data = {"product_id": product.id, "sku": restocked[0].sku or None,
+                "variant_id": restocked[0].id, "title": product.title,
+                "category": (product.product_type or "").strip() or None, "url": url}
+        return self._event(context, "product.back_in_stock", CustomerInfo(id=STORE_CUSTOMER),
+                           data, when,
+                           f"shopify:product.back_in_stock:{product.id}:{when.isoformat()}")
+
+    def _inventory_level(self, payload: dict[str, Any], context: _Context,
+                         ) -> list[StoreEvent] | None:
+        """``inventory_levels/update`` with stock available; no product (module docstring)."""
+        level = _validate(InventoryLevel, payload)
+        if (level.available or 0) <= 0:
+            return None
+        when = context.when(("updated_at", level.updated_at))
+        data = {"inventory_item_id": level.inventory_item_id, "location_id": level.location_id,
+                "available": level.available}
+        return self._event(context, "product.back_in_stock", CustomerInfo(id=STORE_CUSTOMER),
+                           data, when, f"shopify:inventory_level:{level.inventory_item_id}:"
+                                       f"{level.location_id}:{when.isoformat()}")
 
     def _customer(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent]:
         customer = _validate(Customer, payload)

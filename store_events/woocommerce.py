@@ -14,6 +14,10 @@ Topics and what they become:
                                any other status is ignored
 ``customer.created``           ``customer.created``
 ``customer.updated``           ``customer.updated``
+``product.updated``            ``product.back_in_stock`` when the product is
+                               available (stock_status "instock", and
+                               stock_quantity > 0 when stock is managed);
+                               any other update is ignored
 =============================  ==============================================
 
 Every other topic is ignored (``parse`` returns None).
@@ -57,6 +61,22 @@ Decisions:
       ``woocommerce:order.fulfilled:<id>``. WooCommerce sends
       ``order.updated`` on every later edit of a completed order; those
       repeat the same event id instead of announcing the shipment again.
+    * Restocks: ``product.updated`` carries the product as it is now and
+      nothing of what it was, so "went from out of stock to available"
+      cannot be seen in one webhook. Every update of an available product
+      maps to ``product.back_in_stock``; its id is
+      ``woocommerce:product.back_in_stock:<id>:<date_modified_gmt>``, so the
+      two deliveries WooCommerce often makes for one save count once. What
+      keeps a customer from hearing "it is back" after each edit is the
+      back-in-stock flow: it tells one customer about one product at most
+      once in 30 days (``rules/back_in_stock.py``). A store that can tell
+      real restocks (a plugin on ``woocommerce_product_set_stock_status``)
+      should post ``product.back_in_stock`` to ``POST /events`` instead. The
+      event has no customer: its customer is ``woocommerce:store`` with
+      ``store_wide: true``, and the fan-out gives it to the customers
+      interested in the product only. Data: ``product_id``, ``sku``,
+      ``title`` (``name``), ``url`` (``permalink``) and ``category`` (the
+      first category's name).
 """
 
 from __future__ import annotations
@@ -91,6 +111,7 @@ if TYPE_CHECKING:
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 TOPIC_HEADER = "X-WC-Webhook-Topic"
 DELIVERY_HEADER = "X-WC-Webhook-Delivery-ID"
+STORE_CUSTOMER = "woocommerce:store"  # the customer of a store-wide event (a restock)
 _PING = re.compile(rb"^\s*webhook_id=(\d{1,20})\s*$")
 
 
@@ -128,6 +149,23 @@ class Order(StoreModel):
     date_completed_gmt: datetime | None = None
 
 
+class Category(StoreModel):
+    name: str | None = None
+
+
+class Product(StoreModel):
+    id: IdStr
+    name: str
+    sku: str | None = None
+    permalink: str | None = None
+    stock_status: str | None = None
+    manage_stock: bool = False
+    stock_quantity: int | None = None
+    categories: list[Category] = Field(default_factory=list)
+    date_created_gmt: datetime | None = None
+    date_modified_gmt: datetime | None = None
+
+
 class Customer(StoreModel):
     id: IdStr
     email: str | None = None
@@ -144,7 +182,7 @@ def _ping_id(body: bytes) -> str | None:
     return match.group(1).decode() if match else None
 
 
-def _load(model: type[Order] | type[Customer], body: bytes) -> Any:
+def _load(model: type[Order] | type[Customer] | type[Product], body: bytes) -> Any:
     try:
         return model.model_validate(load_json_object(body))
     except ValidationError as error:
@@ -217,6 +255,8 @@ class WooCommerceAdapter:
         if topic in ("customer.created", "customer.updated"):
             event_id = f"woocommerce:{self.delivery_id(headers, body)}"
             return self._customer(_load(Customer, body), topic, event_id)
+        if topic == "product.updated":
+            return self._product_available(_load(Product, body), topic)
         return None
 
     def _buyer(self, order: Order) -> CustomerInfo | None:
@@ -233,7 +273,9 @@ class WooCommerceAdapter:
     @staticmethod
     def _event(event_id: str, event_type: str, customer: CustomerInfo, data: dict[str, Any],
                occurred_at: datetime, topic: str) -> list[StoreEvent]:
-        extra = {"topic": topic}  # the store's own name, for inspection
+        extra: dict[str, Any] = {"topic": topic}  # the store's own name, for inspection
+        if customer.id == STORE_CUSTOMER:
+            extra["store_wide"] = True  # fanned out to the interested customers only
         return [StoreEvent(
             **extra, id=event_id, type=event_type, occurred_at=occurred_at, customer=customer,
             data=build_data(event_type, data), source="woocommerce",
@@ -263,6 +305,20 @@ class WooCommerceAdapter:
         data = {"order_id": order.id, "order_number": order.number, "order_key": order.order_key}
         return self._event(f"woocommerce:order.fulfilled:{order.id}", "order.fulfilled",
                            customer, data, when, topic)
+
+    def _product_available(self, product: Product, topic: str) -> list[StoreEvent] | None:
+        """An available product as ``product.back_in_stock``; None when it is not available."""
+        managed_empty = product.manage_stock and (product.stock_quantity or 0) <= 0
+        if product.stock_status != "instock" or managed_empty:
+            return None
+        when = _when(("date_modified_gmt", product.date_modified_gmt),
+                     ("date_created_gmt", product.date_created_gmt))
+        category = next((c.name for c in product.categories if c.name), None)
+        data = {"product_id": product.id, "sku": product.sku or None, "title": product.name,
+                "url": product.permalink or None, "category": category}
+        return self._event(f"woocommerce:product.back_in_stock:{product.id}:{when.isoformat()}",
+                           "product.back_in_stock", CustomerInfo(id=STORE_CUSTOMER), data,
+                           when, topic)
 
     def _customer(self, customer: Customer, topic: str, event_id: str) -> list[StoreEvent]:
         profile = ProfileBuilder(self._country)

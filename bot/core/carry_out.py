@@ -38,6 +38,11 @@ if TYPE_CHECKING:  # the decision's types; decide.py imports this module
 MAX_HISTORY = 50  # steps kept per run (the finished run keeps them too)
 
 
+def watch_wait(message_id: str) -> str:
+    """The id of the wait that ends a watch on ``message_id`` (``watch``'s timeout)."""
+    return f"watch:{message_id}"
+
+
 def conversation(doc: Doc, channel: str) -> Doc:
     """The customer's conversation state on ``channel``, created as the bot's."""
     state: Doc = doc.setdefault("conversations", {}).setdefault(
@@ -184,7 +189,57 @@ class Executor:
                     self.doc.setdefault("attrs", {})[f"code_{purpose}"] = code
                 case cmd.Split(name=name, variant=variant):
                     self.split(flow, run, name, variant)
+                case cmd.Watch():
+                    emitted += self.watch(flow, run, command)
         return emitted
+
+    def watch(self, flow: Flow, run: Doc, command: cmd.Watch) -> list[Doc]:
+        """Watch the fate of the run's message at ``command.step``, sent in this decision.
+
+        The message carries ``watch`` (so the receipt pass reports its fate,
+        ``bot.runtime.receipts``) and the run keeps the watch by message id
+        (so only the first fate, or the timeout, reaches the run:
+        ``Router.message_fate``). A message the policy skipped has its fate
+        now: ``message.failed`` goes back to this run at once (returned to
+        be dispatched like an emitted event, but to this flow only).
+
+        Raises:
+            ValueError: no message of that step was sent by this run in this decision.
+        """
+        message = next((m for m in reversed(self.out.messages)
+                        if m.get("run") == run["run"] and m.get("step") == command.step
+                        and m.get("direction") == "out"), None)
+        if message is None:
+            raise ValueError(f"watch({command.step!r}): this rule sent no message at that "
+                             "step; call watch right after its send")
+        event = {"step": command.step, "message_id": message["_id"],
+                 "channel": message["channel"], "until": command.until}
+        if message["status"] == "skipped":
+            return [{**event, "type": "message.failed", "skipped": True,
+                     "reason": message.get("error"), "_flow": flow.name}]
+        message["watch"] = command.until
+        run.setdefault("watches", {})[message["_id"]] = {
+            "step": command.step, "until": command.until, "at": self.now,
+            "wait": watch_wait(message["_id"])}
+        if command.timeout is not None:
+            waits.schedule(self.doc, watch_wait(message["_id"]),
+                           self.now + timedelta(seconds=command.timeout),
+                           {**event, "type": "message.timeout"}, flow=flow.name, run=run["run"])
+        return []
+
+    def end_watch(self, run: Doc, message_id: str | None) -> Doc | None:
+        """Stop watching ``message_id`` (its fate or its timeout came); the watch, if any."""
+        watch: Doc | None = (run.get("watches") or {}).pop(message_id or "", None)
+        if watch is not None:
+            waits.cancel(self.doc, watch["wait"])
+        return watch
+
+    @staticmethod
+    def timed_out(run: Doc, wait_id: str) -> None:
+        """The watch whose timeout ``wait_id`` fired is over (a fate after it is ignored)."""
+        watches = run.get("watches") or {}
+        for message_id in [k for k, v in watches.items() if v.get("wait") == wait_id]:
+            del watches[message_id]
 
     def split(self, flow: Flow, run: Doc, name: str, variant: str) -> None:
         """A split chose ``variant``: the run's variant (its first split's), and a step.
@@ -318,16 +373,53 @@ class Executor:
             if failed.get(name) is not None:
                 message[name] = failed[name]
         if due is not None and message.get("outbox"):
-            later = not_before(self.doc, due, self.ctx.send_policy) if message["marketing"] else due
+            later = (not_before(self.doc, due, self.ctx.send_policy, message)
+                     if message["marketing"] else due)
             message["due_at"] = max(later, message["due_at"])
         message["retry_of"] = failed.get("_id")
         self.out.messages.append(message)
         if message["channel"]:
             self.out.channels.add(message["channel"])
         run = self.doc.get("flows", {}).get(failed.get("flow") or "")
+        watched = (run or {}).get("watches", {}).pop(failed.get("_id") or "", None)
+        if watched is not None and run is not None and message["status"] == "queued":
+            # The step goes on as this message: its fate is the one watched now.
+            run["watches"][message["_id"]] = watched
+            message["watch"] = watched["until"]
         if message["status"] == "queued" and run is not None and run["run"] == failed.get("run"):
             remember_message(self.doc, {**run, **self.run_names(failed["flow"])},
                              failed["flow"], message["_id"])
+        return message
+
+    def campaign_send(self, campaign: Doc) -> Doc:
+        """A scheduled campaign's message (``bot.core.campaigns``): marketing, like a flow's.
+
+        Consent, quiet hours, the frequency cap, the window's template and
+        the fallback chain apply as to any marketing send (``build_message``);
+        a skipped one is written with its reason, which the campaign's
+        counts read. Its id, ``campaign:<id>:<customer>``, makes a replayed
+        decision store it once.
+        """
+        locale = facts(self.doc)["locale"]
+        texts: dict[str, str] = campaign["texts"]
+        text = texts.get(locale) or texts.get("es") or next(iter(texts.values()))
+        name = (self.doc.get("profile") or {}).get("first_name") or ""
+        template = campaign.get("template")
+        fallback = None if template is None else {
+            "name": template["name"], "language": locale,
+            "params": [str(p).replace("{first_name}", name) for p in template.get("params", [])]}
+        message = build_message(
+            self.doc, message_id=f"campaign:{campaign['id']}:{self.doc['_id']}", now=self.now,
+            seq=self.next_seq(), policy=self.ctx.send_policy,
+            text=text.replace("{first_name}", name), choices=[], template=None,
+            fallback_template=fallback, channel=None, marketing=True, reply=False,
+            channels=tuple(campaign.get("channels") or ()))
+        message["campaign"] = campaign["id"]
+        self.out.messages.append(message)
+        if message["status"] == "queued":
+            record_marketing(self.doc, self.now, self.ctx.send_policy)
+        if message["channel"]:
+            self.out.channels.add(message["channel"])
         return message
 
     def system_send(self, input_id: str, text: str, channel: str) -> None:

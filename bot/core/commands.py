@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.core.flow_overrides import NO_OVERRIDES, OVERRIDES, FlowOverrides
 from bot.types import ConsentState
 
 ChoiceSpec = tuple[str, str]
@@ -130,8 +131,17 @@ class Split:
     variant: str
 
 
+@dataclass
+class Watch:
+    """Wait for the fate of the message this run sent at ``step`` (``until``), or ``timeout``."""
+
+    step: str
+    until: str = "read"
+    timeout: float | None = None
+
+
 Command = (Send | After | Tag | SetAttr | Handoff | Exit | Emit | Step | Consent | IssueCode
-           | Split)
+           | Split | Watch)
 
 
 @dataclass
@@ -178,6 +188,33 @@ def customer(c: Any = None) -> dict[str, Any]:
 def config(c: Any, name: str, default: Any = None) -> Any:
     """A setting flows may read (``survey_after_days``, ``review_url``, ...)."""
     return _current.get().settings.get(name, default)
+
+
+def _overrides(recorder: Recorder) -> FlowOverrides:
+    found = recorder.settings.get(OVERRIDES)
+    return found if isinstance(found, FlowOverrides) else NO_OVERRIDES
+
+
+def timing(c: Any, name: str, default: float) -> float:
+    """The wait ``name`` of the running flow in seconds: the store's, else ``default``.
+
+    A store changes a flow's waits in the flow settings file
+    (``[flows.<flow>.timings]``, README "Flow settings file"); the flow
+    declares the names it reads in its module's ``TIMINGS``, so the file is
+    checked at start-up: ``after(c, timing(c, "reminder_after", days(2)), ...)``.
+    """
+    recorder = _current.get()
+    found = _overrides(recorder).timing(recorder.flow, name)
+    return default if found is None else found
+
+
+def text_override(c: Any, locale: str, key: str) -> str | None:
+    """The store's text ``key`` in ``locale`` for the running flow, if it set one.
+
+    ``say`` (``rules/_texts.py``) reads it before the flow's own ``TEXTS``.
+    """
+    recorder = _current.get()
+    return _overrides(recorder).text(recorder.flow, locale, key)
 
 
 def seconds(n: float) -> float:
@@ -321,6 +358,38 @@ def issue_code(c: Any, purpose: str) -> str:
     code = recorder.code_pattern.format(code=digest.hexdigest()[:8].upper())
     _record(IssueCode(code, purpose))
     return code
+
+
+FATES = ("delivered", "read", "clicked", "failed")
+"""What :func:`watch` can wait for: how far a message got (clicked: e-mail), or its failure."""
+
+
+def watch(c: Any, step: str, until: str = "read", *,
+          timeout: float | timedelta | None = None) -> None:
+    """Wait until the message this rule just sent at ``step`` is ``until``, for ``timeout``.
+
+    ``until`` is one of :data:`FATES`. A message that gets that far (or
+    further: a read message was delivered) brings this run
+    ``{"type": "message.<until>", "step": step, "message_id", "channel"}``;
+    one that fails brings ``{"type": "message.failed", "step": step, ...}``
+    (also when the send policy skipped it, with ``skipped: True`` and its
+    ``reason``); without either within ``timeout`` seconds the run gets
+    ``{"type": "message.timeout", "step": step, "until": until}``. Only the
+    first of them arrives. Call it after the ``send``, in the same rule::
+
+        send(c, text, step="offer", channel="whatsapp")
+        watch(c, "offer", until="read", timeout=days(2))
+
+    Raises:
+        ValueError: ``until`` is not a fate, or ``timeout`` is not positive.
+    """
+    if until not in FATES:
+        raise ValueError(f"watch(): until must be one of {', '.join(FATES)}, not {until!r}")
+    if isinstance(timeout, timedelta):
+        timeout = timeout.total_seconds()
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+        raise ValueError(f"watch(): timeout must be a number of seconds > 0, not {timeout!r}")
+    _record(Watch(step, until, timeout))
 
 
 def split_variant(customer_id: str, run: str, name: str, weights: dict[str, int]) -> str:

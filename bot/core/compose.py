@@ -50,19 +50,20 @@ def choose_channel(doc: Doc, policy: SendPolicy, marketing: bool) -> str | None:
 
 def _draft(doc: Doc, channel: str | None, policy: SendPolicy, marketing: bool,
            flow: str | None, agent: str | None, seq: int, template: Doc | None,
-           fallback_template: Doc | None) -> Doc:
+           fallback_template: Doc | None, step: str | None = None) -> Doc:
     """What :func:`may_send` reads of a message that is not written yet."""
     traits = policy.channels.get(channel) if channel else None
     to, to_user_id = traits.address(doc) if traits else (None, None)
     return {"channel": channel, "to": to, "to_user_id": to_user_id, "marketing": marketing,
             "flow": flow, "agent": agent, "seq": seq, "template": template,
-            "fallback_template": fallback_template}
+            "fallback_template": fallback_template, "step": step}
 
 
 def _first_workable(doc: Doc, channels: Sequence[str], now: datetime, seq: int,
                     policy: SendPolicy, marketing: bool, flow: str | None, agent: str | None,
                     template: Doc | None, fallback_template: Doc | None,
-                    tried: list[Doc]) -> tuple[str | None, Verdict, list[str]]:
+                    tried: list[Doc], step: str | None = None,
+                    ) -> tuple[str | None, Verdict, list[str]]:
     """The first channel of a fallback chain that the policy does not skip.
 
     Returns the channel, its verdict and the channels after it; every
@@ -74,7 +75,7 @@ def _first_workable(doc: Doc, channels: Sequence[str], now: datetime, seq: int,
     for index, name in enumerate(channels):
         channel = name
         verdict = may_send(_draft(doc, name, policy, marketing, flow, agent, seq, template,
-                                  fallback_template), doc, now, policy, stage="decision")
+                                  fallback_template, step), doc, now, policy, stage="decision")
         if not verdict.skipped:
             return name, verdict, list(channels[index + 1:])
         if index < len(channels) - 1:
@@ -123,13 +124,15 @@ def build_message(
     left: list[str] = []
     if channels:
         channel, verdict, left = _first_workable(doc, channels, now, seq, policy, marketing,
-                                                 flow, agent, template, fallback_template, tried)
+                                                 flow, agent, template, fallback_template, tried,
+                                                 step)
         reply = False
     else:
         if channel is None:
             channel = choose_channel(doc, policy, marketing)
         verdict = may_send(_draft(doc, channel, policy, marketing and not reply, flow, agent, seq,
-                                  template, fallback_template), doc, now, policy, stage="decision")
+                                  template, fallback_template, step), doc, now, policy,
+                           stage="decision")
     traits = policy.channels.get(channel) if channel else None
     to, to_user_id = traits.address(doc) if traits else (None, None)
     skipped = verdict.reason if verdict.skipped else None

@@ -22,18 +22,27 @@ is never later than the event's arrival on the service's clock
 (:mod:`bot.core.store_clock`, which also keeps ``doc["store_clock"]``),
 or a store clock running ahead would date its consent after the customer's
 STOP.
+
+A state is ``granted``, ``revoked`` or ``pending``: an opt-in the store
+reported that the customer has not confirmed yet (double opt-in,
+:func:`store_consent_state`). Pending allows no marketing; the double
+opt-in flow turns it into a grant or a revocation.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from bot.core import purchases
 from bot.core.inputs import CustomerInfo
-from bot.types import Doc
+from bot.types import ConsentState, Doc
 
+# Ledger sources the double opt-in flow writes (rules/double_opt_in.py): "double_opt_in:<channel>"
+# for the customer's answer, "double_opt_in:expired" when nobody answered.
+DOUBLE_OPT_IN_SOURCE = "double_opt_in:"
 PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
 # Identity key kind -> the customer field that mirrors its value, in lookup priority order.
 KEY_FIELDS = {"store": "store_id", "phone": "phone", "email": "email",
@@ -159,8 +168,49 @@ def consent_entry(doc: Doc, channel: str) -> str | None:
     return None
 
 
+def store_consent_state(doc: Doc, channel: str, stated: bool | str,
+                        double_opt_in: Collection[str], *, timed: bool) -> ConsentState | None:
+    """The state a store's consent statement records on ``channel`` (None: nothing).
+
+    ``stated`` is the store's value: ``True``, ``False`` or ``"pending"`` (an
+    opt-in the customer must still confirm). On a channel named in
+    ``double_opt_in`` (the ``DOUBLE_OPT_IN`` setting) a ``True`` counts as
+    ``"pending"`` too, so the double opt-in flow asks the customer first.
+    Why the exceptions:
+
+    - a customer already granted on the channel is not asked again: a
+      ``True`` keeps the grant and a ``"pending"`` records nothing (the
+      consent a confirmation would give is already there);
+    - a customer who declined the confirmation, or let it expire
+      (``double_opt_in:*`` revocation), is not asked again by a store
+      repeating its old ``True`` on every later event: only a statement
+      with its own consent time (``timed``: ``consent_at`` or a per-channel
+      time) asks again, and one dated before the refusal loses to it in the
+      ledger anyway.
+
+    A ``False`` is always a revocation. The ledger's rule by time
+    (:func:`record_consent`) still decides whether the state changes, so a
+    pending never overrides a later revocation.
+    """
+    if stated is False:
+        return "revoked"
+    current = doc.get("consents", {}).get(channel) or {}
+    if current.get("state") == "granted":
+        return "granted" if stated is True else None
+    if stated is True and channel not in double_opt_in:
+        return "granted"
+    declined = current.get("state") == "revoked" and str(
+        current.get("source") or "").startswith(DOUBLE_OPT_IN_SOURCE)
+    if declined and not timed:
+        return None
+    return "pending"
+
+
 def has_consent(doc: Doc, channel: str) -> bool:
-    """Whether marketing may go to the customer on ``channel`` now."""
+    """Whether marketing may go to the customer on ``channel`` now.
+
+    Only a grant allows it: ``pending`` (not confirmed yet) is as good as no consent.
+    """
     entry = doc.get("consents", {}).get(channel)
     return entry is not None and entry["state"] == "granted"
 

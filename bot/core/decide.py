@@ -76,7 +76,8 @@ class Decider:
         self.ctx = context
 
     def apply_input(self, doc: Doc, item: Doc, now: datetime) -> Outcome:
-        """Decide one inbox item (store event, customer message, agent action, failed send)."""
+        """Decide one inbox item (store event, customer message, agent action, failed send,
+        a watched message's fate, a campaign's message)."""
         out = Outcome()
         router = Router(self.ctx, doc, now, out)
         kind = inbox_kind(item)
@@ -90,6 +91,10 @@ class Decider:
             router.send_failed(item["payload"])
         elif kind == "consent":
             router.consent_change(ConsentChange.model_validate(item["payload"]), item["_id"])
+        elif kind == "message_fate":
+            router.message_fate(item["payload"])
+        elif kind == "campaign":
+            router.campaign(item["payload"])
         else:
             raise ValueError(f"input kind {kind!r} is not decided")
         doc["done_inputs"] = [*doc.get("done_inputs", []), item["_id"]][-MAX_DONE_INPUTS:]

@@ -9,9 +9,10 @@ channel meet without importing each other.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 ChannelName = str
 """A channel's name ("whatsapp", "sms"...): the registry (``channels.registry``) owns the list."""
@@ -36,6 +37,25 @@ on the meaning without knowing the provider:
 - ``pair_rate``: too many messages to this one user (WhatsApp 131056): the
   message waits; other recipients are not held back.
 """
+
+
+def stated_consent(value: object) -> bool | Literal["pending"]:
+    """A store's consent value: ``true``, ``false`` or ``"pending"``, nothing looser.
+
+    ``"pending"`` is an opt-in the customer has not confirmed yet (double
+    opt-in); ``"yes"`` or ``1`` are refused rather than guessed, with one
+    message that names the values allowed.
+    """
+    if isinstance(value, bool):
+        return value
+    if value == "pending":
+        return "pending"
+    raise PydanticCustomError("consent_value",
+                              'Input should be a valid boolean or "pending"')
+
+
+StatedConsent = Annotated[bool | Literal["pending"], PlainValidator(stated_consent)]
+"""A store's consent value on one channel, validated by :func:`stated_consent`."""
 
 
 class InboundMessage(BaseModel):
@@ -107,7 +127,9 @@ class CustomerInfo(BaseModel):
     locale: str | None = None
     timezone: str | None = None
     birthday: str | None = Field(default=None, description="YYYY-MM-DD or --MM-DD")
-    consents: dict[str, bool] = Field(default_factory=dict)
+    consents: dict[str, StatedConsent] = Field(
+        default_factory=dict,
+        description='per channel: true, false, or "pending" (an opt-in to be confirmed)')
     consent_at: datetime | None = Field(
         default=None, description="when the consents were given; defaults to occurred_at"
     )

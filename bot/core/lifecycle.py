@@ -63,18 +63,25 @@ def on_store_event(doc: Doc, event: dict[str, Any], now: datetime,
             else:
                 waits.schedule(doc, f"cart:{checkout_id}", due, abandoned)
     elif kind == "product.viewed":
-        product = data.get("product_id") or data.get("sku")
-        if product:
-            interests = [p for p in doc.get("interests", []) if p != str(product)]
-            doc["interests"] = [*interests, str(product)][-MAX_INTERESTS:]
+        remember_interest(doc, data.get("product_id") or data.get("sku"))
     elif kind == "order.placed":
         if data.get("checkout_id"):
             checkout_id = str(data["checkout_id"])
             checkouts.setdefault(checkout_id, {})["ordered"] = True
             waits.cancel(doc, f"cart:{checkout_id}")
         doc["last_order_at"] = max(doc.get("last_order_at") or occurred, occurred)
+    if kind == "checkout.started":  # had it in a cart: interested too (back in stock)
+        for line in data.get("items") or []:
+            remember_interest(doc, line.get("product_id") or line.get("sku"))
     schedule_lifecycle(doc, now, policy)
     return immediate
+
+
+def remember_interest(doc: Doc, product: Any) -> None:
+    """Keep ``product`` among the customer's interests (most recent last, bounded)."""
+    if product:
+        interests = [p for p in doc.get("interests", []) if p != str(product)]
+        doc["interests"] = [*interests, str(product)][-MAX_INTERESTS:]
 
 
 def on_wait_fired(doc: Doc, event: dict[str, Any]) -> None:

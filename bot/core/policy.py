@@ -31,9 +31,12 @@ their reasons win:
 6. **Service window**: on a channel with one (WhatsApp), outside 24 h since
    the customer last wrote, only the step's approved template may go; a
    step without one is skipped.
-7. **Quiet hours** (decision only): marketing waits until 09:00 in the
-   customer's timezone when decided between 21:00 and 09:00. The sender
-   sends what is due; a retry's backoff is not moved again.
+7. **Send windows** (decision only): marketing waits for its window in the
+   customer's timezone (``bot.core.send_windows``): by default the end of
+   quiet hours, 09:00 when decided between 21:00 and 09:00; the flow
+   settings file may give a flow, or one step of it, its own hour, days and
+   do-not-disturb dates (``policy.windows``). The sender sends what is due;
+   a retry's backoff is not moved again.
 
 Pure: no database, no clock of its own, no provider. The channel's part
 (which channels have a window, what they are called) comes from the
@@ -44,17 +47,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.channel import ChannelTraits
 from bot.core.customers import has_consent
+from bot.core.send_windows import QUIET_HOURS, SendWindow, SendWindows, next_allowed
 from bot.types import Doc
 
 Stage = Literal["decision", "send"]
 WINDOW = timedelta(hours=24)
-QUIET_START, QUIET_END = time(21, 0), time(9, 0)
+QUIET_START, QUIET_END = QUIET_HOURS
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class SendPolicy:
     quiet_hours: bool = True
     marketing_cap: int = 0  # marketing messages per customer per window; 0: no cap
     marketing_cap_window: timedelta = timedelta(days=7)
+    # The flow settings file's send windows, over the base (quiet hours or none).
+    windows: SendWindows = field(default_factory=SendWindows)
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def may_send(message: Doc, customer: Doc | None, now: datetime, policy: SendPoli
             return _skip(f"outside the {channel.title} 24-hour window "
                          "and the step has no template", "window")
     if marketing and stage == "decision":
-        due = not_before(customer, now, policy)
+        due = not_before(customer, now, policy, message)
         if due > now:
             return Verdict("defer", until=due, template=template)
     return Verdict("send", template=template)
@@ -222,9 +228,21 @@ def record_marketing(customer: Doc, now: datetime, policy: SendPolicy) -> None:
         customer["marketing_log"] = [*_recent_marketing(customer, now, policy), now]
 
 
-def not_before(customer: Doc, now: datetime, policy: SendPolicy) -> datetime:
-    """``now``, or the end of the customer's local quiet hours (21:00-09:00)."""
-    if not policy.quiet_hours:
+def send_window(policy: SendPolicy, message: Doc | None = None) -> SendWindow:
+    """The window of ``message`` (its ``flow`` and ``step``): the store's when None."""
+    base = SendWindow(quiet=QUIET_HOURS if policy.quiet_hours else None)
+    message = message or {}
+    return policy.windows.window(base, message.get("flow"), message.get("step"))
+
+
+def not_before(customer: Doc, now: datetime, policy: SendPolicy,
+               message: Doc | None = None) -> datetime:
+    """``now``, or when the message's send window next opens in the customer's timezone.
+
+    Without a flow settings file that is the end of quiet hours (21:00-09:00).
+    """
+    window = send_window(policy, message)
+    if window.always:
         return now
     name = customer.get("profile", {}).get("timezone") or policy.default_timezone
     try:
@@ -232,8 +250,5 @@ def not_before(customer: Doc, now: datetime, policy: SendPolicy) -> datetime:
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name no file can have
         zone = ZoneInfo(policy.default_timezone)
     local = now.astimezone(zone)
-    if QUIET_END <= local.time() < QUIET_START:
-        return now
-    day = local.date() if local.time() < QUIET_END else local.date() + timedelta(days=1)
-    opening = datetime.combine(day, QUIET_END, tzinfo=zone)
-    return opening.astimezone(now.tzinfo)
+    allowed = next_allowed(window, local)
+    return now if allowed == local else allowed.astimezone(now.tzinfo)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from bot.core import commands as cmd
 from bot.core import keywords, purchases, store_clock, waits
 from bot.core.carry_out import Executor, conversation
-from bot.core.customers import facts, merge_profile, record_consent
+from bot.core.customers import facts, merge_profile, record_consent, store_consent_state
 from bot.core.flows import Flow
 from bot.core.inputs import ConsentChange, CustomerInfo, InboundMessage, StoreEvent
 from bot.core.lifecycle import mark_fired, on_store_event, on_wait_fired, schedule_lifecycle
@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # the decision's types; decide.py imports this module
 MAX_CHAIN = 25  # events one decision may post, emitted ones included
 MAX_ACTIONS = 50  # agent actions kept per conversation (who did what, when)
 UNANSWERED = "message.unanswered"  # a customer message no flow took (rules/inbox.py)
+# A channel's consent became pending: the double opt-in flow asks (rules/double_opt_in.py).
+CONSENT_PENDING = "consent.pending"
 # Provider refusals after which a step goes on to its next channel (fallback chains).
 FALLBACK_MEANINGS = ("opted_out", "blocked", "marketing_limit", "dead_address")
 # WhatsApp's per-user marketing limit (131049): Meta says wait at least 24 h, then once more.
@@ -114,13 +116,24 @@ class Router:
         occurred = store_clock.clamp(event.occurred_at, received)
         source = f"{event.source}:{event.type}"
         stated_times = [event.occurred_at]
-        for channel, granted in info.consents.items():
-            stated = consent_time(info, channel) or event.occurred_at
+        # Double opt-in: a store's opt-in on these channels (or any it sends as
+        # "pending") waits for the customer's confirmation (rules/double_opt_in.py).
+        double_opt_in = self.ctx.flow_settings.get("double_opt_in") or ()
+        pending: list[Doc] = []
+        for channel, value in info.consents.items():
+            timed = consent_time(info, channel)
+            stated = timed or event.occurred_at
             stated_times.append(stated)
+            state = store_consent_state(self.doc, channel, value, double_opt_in,
+                                        timed=timed is not None)
+            if state is None:
+                continue
             at = store_clock.consent_moment(self.doc, event.source, stated, received)
-            record_consent(self.doc, channel, "granted" if granted else "revoked", source,
-                           at, self.now, evidence={"event_id": event.id, "input": input_id,
-                                                   "stated_at": stated})
+            changed = record_consent(self.doc, channel, state, source, at, self.now,
+                                     evidence={"event_id": event.id, "input": input_id,
+                                               "stated_at": stated})
+            if changed and state == "pending":
+                pending.append({"type": CONSENT_PENDING, "channel": channel})
         for stated in stated_times:
             store_clock.observe(self.doc, event.source, stated, received)
         payload = {**event.model_dump(mode="python"), "occurred_at": occurred}
@@ -131,7 +144,8 @@ class Router:
         engine_event = {**data, "type": event.type, "event_id": event.id,
                         "occurred_at": occurred.isoformat(), "source": event.source,
                         "data": data}
-        self.dispatch([engine_event, *immediate])
+        # Last: the flows the event starts see the consent as it now is (pending).
+        self.dispatch([engine_event, *immediate, *pending])
 
     def forget_dead_addresses(self) -> None:
         """Drop undeliverable marks about addresses the customer no longer has (a new phone)."""
@@ -283,8 +297,38 @@ class Router:
             return
         self.act.record_step(run, self.ctx.flows[name], step, "failed",
                              error=report.get("error"))
+        self.act.end_watch(run, report.get("message_id"))  # its fate, told here (watch)
         self.dispatch([{"type": "message.failed", "_flow": name, "step": report.get("step"),
                         "error": report.get("error")}])
+
+    def message_fate(self, report: Doc) -> None:
+        """A watched message got as far as its watch waits for, or failed (``watch``).
+
+        Only the run that watches it hears, once: the first fate ends the
+        watch and cancels its timeout, and a fate after the timeout (or after
+        the run ended) is dropped. The run gets ``message.<fate>`` with the
+        step it watched.
+        """
+        name = report.get("flow") or ""
+        run = self.doc.get("flows", {}).get(name)
+        if run is None or run["run"] != report.get("run") or name not in self.ctx.flows:
+            return
+        watch = self.act.end_watch(run, report.get("message_id"))
+        if watch is None:
+            return
+        self.dispatch([{"type": f"message.{report['fate']}", "_flow": name,
+                        "step": watch["step"], "until": watch["until"],
+                        "message_id": report.get("message_id"), "channel": report.get("channel"),
+                        **({"error": report["error"]} if report.get("error") else {})}])
+
+    def campaign(self, payload: Doc) -> None:
+        """One customer's share of a scheduled campaign: a marketing message, no flow run.
+
+        The expansion (``bot.runtime.campaigns``) put the customer here because
+        they matched the campaign's segment then; the send policy decides now
+        (consent, frequency cap, quiet hours, window), as for any flow's send.
+        """
+        self.act.campaign_send(payload)
 
     def follow_up(self, report: Doc, message: Doc,
                   meaning: str | None) -> tuple[str, Doc] | None:
@@ -328,6 +372,8 @@ class Router:
             run = self.doc.get("flows", {}).get(flow_name)
             if run is None or run["run"] != wait.get("run"):
                 return  # the run it belonged to has ended
+            if event.get("type") == "message.timeout":
+                self.act.timed_out(run, wait["id"])  # a fate after this is ignored
             if event.get("type") == "timeout":
                 # The wait is replaced when the flow asks again and cancelled when
                 # the question is answered, so a timeout that fires is still owed

@@ -94,6 +94,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("marketing", ASCENDING), ("sent_at", ASCENDING)], name="marketing_sent"),
         IndexModel([("customer", ASCENDING), ("marketing", ASCENDING), ("sent_at", ASCENDING)],
                    name="customer_marketing_sent"),
+        # A campaign's messages, counted by GET /api/campaigns/{id}.
+        IndexModel([("campaign", ASCENDING)], name="campaign", sparse=True),
     ],
     "conversations": [
         IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),
@@ -120,6 +122,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "flow_stats": [IndexModel([("flow", ASCENDING), ("day", ASCENDING)], name="flow_day")],
     # Named anew: "customer" was the index of the earlier field name (customer_id).
     "codes": [IndexModel([("customer", ASCENDING)], name="by_customer")],
+    # Scheduled campaigns due for expansion (bot/runtime/campaigns.py).
+    "campaigns": [IndexModel([("status", ASCENDING), ("at", ASCENDING)], name="status_at")],
 }
 
 
@@ -176,6 +180,10 @@ class Database:
     @property
     def codes(self) -> AsyncCollection[Doc]:
         return self._journaled("codes")
+
+    @property
+    def campaigns(self) -> AsyncCollection[Doc]:
+        return self._journaled("campaigns")
 
     def unjournaled(self, name: str) -> AsyncCollection[Doc]:
         """Collection ``name`` written with ``w: 1`` and no ``j``.

@@ -8,6 +8,7 @@ A bad value fails start-up with a message naming the variable and the value
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +26,21 @@ def known_timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"{name!r} is not a known time zone (e.g. America/Sao_Paulo)") from None
     return name
+
+
+def months_list(value: str) -> list[int]:
+    """``REACTIVATION_MONTHS`` ("3,6,12") as three increasing whole months.
+
+    Three, because the reactivation flow has three messages (check-in,
+    incentive, last offer), one at each.
+    """
+    try:
+        months = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise ValueError(f"{value!r} must be three whole months, e.g. 3,6,12") from None
+    if len(months) != 3 or months[0] < 1 or not months[0] < months[1] < months[2]:
+        raise ValueError(f"{value!r} must be three increasing whole months, e.g. 3,6,12")
+    return months
 
 
 class Settings(BaseSettings):
@@ -46,6 +62,9 @@ class Settings(BaseSettings):
     flows_package: str = "rules"
     flows: str | None = Field(
         default=None, description="comma-separated flow modules; all when unset")
+    flows_config: str | None = Field(
+        default=None, description="path of the flow settings file (TOML): flows on/off, "
+                                  "texts, timings, send windows; checked at start-up")
     quiet_hours: bool = True
     marketing_cap: int = Field(
         default=0, ge=0, description="marketing messages per customer per window; 0: no cap")
@@ -97,6 +116,52 @@ class Settings(BaseSettings):
     agent_idle_release: int = Field(default=4 * 3600, ge=60, description="seconds")
     review_url: str = "https://example.com/reviews"
     discount_pattern: str = "VUELVE-{code}"
+    # Double opt-in (rules/double_opt_in.py): where a store's opt-in waits for the
+    # customer's confirmation, and when the flow reminds and gives up.
+    double_opt_in: str = Field(
+        default="", description="channels where a store's opt-in waits for the customer's "
+                                "confirmation, comma-separated (whatsapp,sms); empty: off")
+    double_opt_in_reminder_days: float = Field(
+        default=2, gt=0, description="double opt-in: first reminder, days after the question")
+    double_opt_in_last_reminder_days: float = Field(
+        default=7, gt=0, description="double opt-in: last reminder, days after the question")
+    double_opt_in_expire_days: float = Field(
+        default=2, gt=0, description="double opt-in: days after the last reminder before an "
+                                     "unanswered opt-in is closed as revoked")
+    # The library flows of rules/welcome.py, second_purchase.py, browse_abandonment.py,
+    # best_customer.py (days and hours may be fractions).
+    welcome_education_days: float = Field(default=1, ge=0, description="welcome: the tip")
+    welcome_reminder_days: float = Field(default=2, ge=0, description="welcome: 1st code reminder")
+    welcome_testimonial_days: float = Field(default=4, ge=0, description="welcome: testimonial")
+    welcome_last_reminder_days: float = Field(
+        default=7, ge=0, description="welcome: last code reminder, days after sign-up")
+    second_purchase_after_days: float = Field(
+        default=30, gt=0, description="second purchase: days after a first order")
+    browse_window_hours: float = Field(
+        default=24, gt=0, description="browse abandonment: views counted this long, no cart")
+    browse_reentry_days: float = Field(
+        default=7, ge=0, description="browse abandonment: at most one message per this many days")
+    best_customer_threshold: Decimal = Field(
+        default=Decimal("100000"), gt=0, description="best customer: spent more than this")
+    best_customer_currency: str = Field(
+        default="ARS", pattern=r"^[A-Za-z]{3}$", description="best customer: ISO 4217 code")
+    best_customer_delay_days: float = Field(
+        default=14, ge=0, description="best customer: days without an order before the reward")
+    # The library flows of rules/post_purchase.py, rules/reactivation.py, rules/back_in_stock.py.
+    review_after_days: int = Field(
+        default=30, ge=1, description="post-purchase: days after the last order of the run "
+                                      "before the review requests and the cross-sell")
+    related_products: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='post-purchase cross-sell, JSON: {"category": ["product id or name", ...]}')
+    reactivation_months: str = Field(
+        default="3,6,12",
+        description="reactivation: months (30 days) without an order for the check-in, the "
+                    "incentive and the last offer")
+    reactivation_sunset_days: int = Field(
+        default=15, ge=1, description="reactivation: days from the last offer to the sunset")
+    back_in_stock_reminder_days: float = Field(default=2, gt=0)
+    back_in_stock_last_chance_days: float = Field(default=5, gt=0)
 
     @field_validator("mongodb_uri")
     @classmethod
@@ -117,11 +182,38 @@ class Settings(BaseSettings):
             return value
         raise ValueError("must be majority or a number of nodes from 1 to 50")
 
+    @field_validator("reactivation_months")
+    @classmethod
+    def _check_reactivation_months(cls, value: str) -> str:
+        return ",".join(str(n) for n in months_list(value))
+
+    @field_validator("double_opt_in")
+    @classmethod
+    def _check_double_opt_in(cls, value: str) -> str:
+        """Channel names, lower case and comma-separated; which channels exist is the registry's."""
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        bad = [name for name in names if not name.isascii() or not name.isalpha()]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a channel name (e.g. whatsapp,sms)")
+        return ",".join(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _check_double_opt_in_timings(self) -> Settings:
+        if self.double_opt_in_last_reminder_days <= self.double_opt_in_reminder_days:
+            raise ValueError("DOUBLE_OPT_IN_LAST_REMINDER_DAYS must be later than "
+                             "DOUBLE_OPT_IN_REMINDER_DAYS")
+        return self
+
     @field_validator("business_hours")
     @classmethod
     def _check_business_hours(cls, value: str) -> str:
         business_hours.parse(value.strip())  # raises, naming the part it cannot read
         return value.strip()
+
+    @field_validator("flows_config")
+    @classmethod
+    def _check_flows_config(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("store_timezone")
     @classmethod
@@ -157,10 +249,37 @@ class Settings(BaseSettings):
             "survey_after_days": self.survey_after_days,
             "sunset_after_days": self.sunset_after_days,
             "review_url": self.review_url,
+            "review_after_days": self.review_after_days,
+            "related_products": {k: list(v) for k, v in self.related_products.items()},
+            "inactive_after_days": self.inactive_after_days,
+            "reactivation_months": months_list(self.reactivation_months),
+            "reactivation_sunset_days": self.reactivation_sunset_days,
+            "back_in_stock_reminder_days": self.back_in_stock_reminder_days,
+            "back_in_stock_last_chance_days": self.back_in_stock_last_chance_days,
             "cart_abandon_after": self.cart_abandon_after,
             "business_hours": self.business_hours,
             "store_timezone": self.store_timezone,
+            # The router reads "double_opt_in" too (a store's opt-in there is recorded pending).
+            "double_opt_in": self.double_opt_in_channels,
+            "double_opt_in_reminder_days": self.double_opt_in_reminder_days,
+            "double_opt_in_last_reminder_days": self.double_opt_in_last_reminder_days,
+            "double_opt_in_expire_days": self.double_opt_in_expire_days,
+            "welcome_education_days": self.welcome_education_days,
+            "welcome_reminder_days": self.welcome_reminder_days,
+            "welcome_testimonial_days": self.welcome_testimonial_days,
+            "welcome_last_reminder_days": self.welcome_last_reminder_days,
+            "second_purchase_after_days": self.second_purchase_after_days,
+            "browse_window_hours": self.browse_window_hours,
+            "browse_reentry_days": self.browse_reentry_days,
+            "best_customer_threshold": str(self.best_customer_threshold),
+            "best_customer_currency": self.best_customer_currency.upper(),
+            "best_customer_delay_days": self.best_customer_delay_days,
         }
+
+    @property
+    def double_opt_in_channels(self) -> list[str]:
+        """``DOUBLE_OPT_IN`` as a list of channel names (empty: double opt-in is off)."""
+        return [name for name in self.double_opt_in.split(",") if name]
 
     @property
     def base_url(self) -> str:

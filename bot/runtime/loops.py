@@ -27,14 +27,17 @@ from bot.core.compose import SendPolicy
 from bot.core.customers import identity_keys
 from bot.core.decide import Decider, DecisionContext
 from bot.core.engine import Engine
-from bot.core.flows import Flow, load_flows
+from bot.core.flow_overrides import OVERRIDES
+from bot.core.flows import Flow
 from bot.core.inputs import ConsentChange, DeliveryStatus, InboundMessage, StoreEvent
 from bot.core.lifecycle import TriggerPolicy
 from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, METRICS, RUNTIME, SETTINGS
 from bot.infra.clock import Clock, VirtualClock
 from bot.infra.database import Database
+from bot.infra.flow_config import load_flow_config, select_flows
 from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings
+from bot.runtime.campaigns import campaign_pass, next_campaign
 from bot.runtime.inbox import STOP_GRACE_SECONDS, Inbox, make_item
 from bot.runtime.pacing import Pacer
 from bot.runtime.processor import Processor, insert_ignoring_duplicates
@@ -53,8 +56,10 @@ def decision_context(settings: Settings, channels: Mapping[str, ChannelTraits],
     test harness's (``bot.testing.PureHarness``), so both decide alike.
 
     ``channels`` are the configured channels in the registry's order, the
-    order in which a message picks one.
+    order in which a message picks one. The flow settings file
+    (``FLOWS_CONFIG``) gives the send windows and the flows' texts and timings.
     """
+    config = load_flow_config(settings, flows.values())
     return DecisionContext(
         flows=flows, engine=Engine(),
         send_policy=SendPolicy(channels=channels,
@@ -62,14 +67,15 @@ def decision_context(settings: Settings, channels: Mapping[str, ChannelTraits],
                                quiet_hours=settings.quiet_hours,
                                marketing_cap=settings.marketing_cap,
                                marketing_cap_window=timedelta(
-                                   days=settings.marketing_cap_days)),
+                                   days=settings.marketing_cap_days),
+                               windows=config.windows),
         trigger_policy=TriggerPolicy(abandon_after=settings.cart_abandon_after,
                                      inactive_after_days=settings.inactive_after_days,
                                      sunset_after_days=settings.sunset_after_days,
                                      default_timezone=settings.default_timezone),
         code_pattern=settings.discount_pattern,
         agent_idle_release=settings.agent_idle_release,
-        flow_settings=settings.flow_settings(),
+        flow_settings={**settings.flow_settings(), OVERRIDES: config.overrides},
     )
 
 
@@ -163,8 +169,8 @@ class Runtime:
                 await _wait(self.send_wake)
 
     async def decide_once(self) -> int:
-        return (await self.fanout_pass() + await self.processor.inbox_pass()
-                + await self.processor.due_pass())
+        return (await campaign_pass(self.db, self.clock.now()) + await self.fanout_pass()
+                + await self.processor.inbox_pass() + await self.processor.due_pass())
 
     async def drain(self) -> None:
         """Run both loops' work until nothing is due now."""
@@ -199,13 +205,15 @@ class Runtime:
             return clock.now()
 
     async def next_due(self) -> datetime | None:
-        """The earliest wait or queued message (tests and demos only: a sorted scan)."""
+        """The earliest wait, queued message or scheduled campaign (tests and demos only:
+        a sorted scan)."""
         wait = await self.db.customers.find(
             {"next_due": {"$exists": True}}, {"next_due": 1}).sort("next_due", 1).to_list(1)
         message = await self.db.messages.find(
             {"outbox": True}, {"due_at": 1}).sort("due_at", 1).to_list(1)
         times = [d["next_due"] for d in wait] + [d["due_at"] for d in message]
-        return min(times, default=None)
+        campaign = await next_campaign(self.db)
+        return min([*times, *([campaign] if campaign else [])], default=None)
 
     # ------------------------------------------------------------------ intake
 
@@ -284,7 +292,8 @@ class Runtime:
             payload = item["payload"]
             product = str(payload.get("data", {}).get("product_id")
                           or payload.get("data", {}).get("sku") or "")
-            targets: list[Doc] = [make_item(
+            # A store-wide event (a product webhook) has no customer of its own to tell.
+            targets: list[Doc] = [] if payload.get("store_wide") else [make_item(
                 dedupe_id=f"{item['_id']}:self", kind="event", source=item["source"],
                 keys=item["keys"], payload=payload)]
             if product:
@@ -318,8 +327,7 @@ async def _wait(event: asyncio.Event) -> None:
 async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: load flows and run the loops; stop them on the way down."""
     settings = app[SETTINGS]
-    only = [name.strip() for name in settings.flows.split(",")] if settings.flows else None
-    flows = load_flows(settings.flows_package, only)
+    flows = select_flows(settings)  # FLOWS, else the flow settings file's switches
     log.info("flows enabled: %s", ", ".join(sorted(flows)) or "none")
     channels: dict[str, Channel] = app[CHANNELS]  # server.py wires in the registry's
     runtime = Runtime(settings, app[DATABASE], app[CLOCK], app[METRICS], channels, flows)

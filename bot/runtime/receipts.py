@@ -15,6 +15,10 @@ receipts name are read first, in one query by provider id (which also tells
 which receipts match nothing yet), so that a message's delivery and reading
 are counted once each, on the step that sent it (``bot.core.stats``); the
 caller writes the counters with the rest of its pass.
+
+Waits on a message's fate (``watch`` in ``bot.core.commands``): the same
+read says which of the messages a run watches; only those produce an inbox
+item (``message_fate``), decided for their customer (``Router.message_fate``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pymongo import UpdateOne
 from bot.core.stats import Counters, receipt_outcome
 from bot.infra.database import Database, find_in, update_each
 from bot.runtime.failures import REPORTED_FIELDS, failure_report
+from bot.runtime.inbox import make_item
 from bot.types import Doc
 
 # How far along a message is; a receipt never moves it back (read stays read).
@@ -70,6 +75,48 @@ async def _report_failures(database: Database, receipts: list[Doc],
 
 STATS_FIELDS = {"provider_id": 1, "status_rank": 1, "flow": 1, "step": 1, "flow_version": 1,
                 "variant": 1}
+# What a watched message's fate report needs (``watch`` in ``bot.core.commands``).
+WATCH_FIELDS = {"watch": 1, "customer": 1, "run": 1, "channel": 1}
+# How far each receipt takes a message, for a watch: a read message was delivered.
+PROGRESS = {"delivered": 1, "read": 2, "clicked": 3}
+
+
+def fate(watch: str, receipt: Doc) -> str | None:
+    """The fate a receipt tells a watch waiting for ``watch``, if it tells one.
+
+    A failure ends any watch; one whose code carries a meaning is not a fate
+    here, since its failure report already tells the run (``Router.send_failed``).
+    """
+    status = receipt["status"]
+    if status in ("failed", "undelivered"):
+        return None if receipt.get("meaning") else "failed"
+    if watch in PROGRESS and PROGRESS.get(status, 0) >= PROGRESS[watch]:
+        return watch
+    return None
+
+
+async def _report_fates(before: dict[Any, Doc], receipts: list[Doc],
+                        report: Callable[[Doc], Awaitable[bool]]) -> None:
+    """Report the first fate of each watched message among ``receipts`` to its customer.
+
+    Most messages are not watched, and those produce nothing: the receipt
+    pass stays one bulk write. The report's id is the message's, so a fate
+    is reported once whatever the receipts that follow.
+    """
+    for receipt in receipts:
+        message = before.get(receipt["provider_id"])
+        if not message or not message.get("watch") or not message.get("customer"):
+            continue
+        found = fate(message["watch"], receipt)
+        if found is None:
+            continue
+        await report(make_item(
+            dedupe_id=f"fate:{message['_id']}", kind="message_fate", source=receipt["channel"],
+            keys=[f"id:{message['customer']}"],
+            payload={"message_id": message["_id"], "flow": message.get("flow"),
+                     "run": message.get("run"), "step": message.get("step"), "fate": found,
+                     "channel": message.get("channel"), "at": receipt["at"],
+                     "error": receipt.get("error_code")}))
 
 
 async def apply_receipts(database: Database, items: list[Doc], now: datetime | None = None,
@@ -83,7 +130,9 @@ async def apply_receipts(database: Database, items: list[Doc], now: datetime | N
     A failed receipt whose code means something for the customer (an
     opt-out at the provider, a dead address, the per-user marketing limit:
     its ``meaning``) is reported to the customer's decision through
-    ``report`` (rare: one extra read for the messages they name).
+    ``report`` (rare: one extra read for the messages they name), and so is
+    the fate of a message a run watches (``watch``): the read that finds the
+    messages for the statistics also says which are watched.
     """
     if not items:
         return 0
@@ -92,13 +141,16 @@ async def apply_receipts(database: Database, items: list[Doc], now: datetime | N
     if meaningful and report is not None:
         await _report_failures(database, meaningful, report)
     before: dict[Any, Doc] | None = None
-    if counters is not None and now is not None:
+    if (counters is not None and now is not None) or report is not None:
+        # One read serves the statistics and the watches (and which receipts matched).
         before = {doc["provider_id"]: doc async for doc in find_in(
             database.messages, "provider_id", [i["payload"]["provider_id"] for i in items],
-            STATS_FIELDS)}
+            {**STATS_FIELDS, **WATCH_FIELDS})}
     operations = [receipt_update(item["payload"]) for item in items]
     written = await database.unjournaled("messages").bulk_write(operations, ordered=False)
-    if before is not None and counters is not None and now is not None:
+    if before is not None and report is not None:
+        await _report_fates(before, [item["payload"] for item in items], report)
+    if counters is not None and before is not None and now is not None:
         ranks: dict[Any, list[int]] = {}
         for item in items:
             receipt = item["payload"]

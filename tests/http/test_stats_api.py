@@ -78,9 +78,11 @@ class Script:
         message = await database.messages.find_one({"customer": doc["_id"], "step": step})
         assert message is not None and message.get("provider_id"), (customer, step)
         at = int((await self.now()).timestamp())
+        # A failure that says nothing about the address (131000, "something went
+        # wrong"): a dead-address code would, rightly, stop the reminder too.
         await self.service.whatsapp(whatsapp_status_webhook(
             message["provider_id"], status, phone=phone(customer), user_id=user(customer),
-            timestamp=at))
+            timestamp=at, error_code=131000 if status == "failed" else None))
         await self.service.advance(0)
 
 

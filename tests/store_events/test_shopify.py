@@ -24,6 +24,7 @@ TOPICS = {
     "customers_update": "customers/update",
     "customers_marketing_consent_update": "customers_marketing_consent/update",
     "products_update": "products/update",
+    "inventory_levels_update": "inventory_levels/update",
 }
 
 
@@ -319,10 +320,52 @@ def test_email_marketing_consent_update_topic() -> None:
     assert event.occurred_at == datetime(2026, 11, 24, 10, 0, 6, 123456, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("topic", ["products/update", "orders/paid", "app/uninstalled",
+@pytest.mark.parametrize("topic", ["products/create", "orders/paid", "app/uninstalled",
                                    "checkouts/delete", "carts/update"])
 def test_topics_not_handled_are_ignored(topic: str) -> None:
     assert deliver("products_update", topic=topic) is None
+
+
+def restocked(old: int | None = 0, new: int = 12) -> dict[str, Any]:
+    """The product fixture with its variant's quantity going from ``old`` to ``new``."""
+    payload = fixture("products_update")
+    payload["variants"][0].update(inventory_quantity=new, old_inventory_quantity=old)
+    if old is None:
+        del payload["variants"][0]["old_inventory_quantity"]
+    return payload
+
+
+def test_products_update_from_no_stock_to_some_is_back_in_stock() -> None:
+    event = one(deliver("products_update", restocked(old=0, new=12)))
+    assert event.type == "product.back_in_stock"
+    assert event.id == "shopify:product.back_in_stock:8021456789012:2026-11-24T15:31:08+00:00"
+    assert event.customer.id == "shopify:store"
+    assert event.model_dump()["store_wide"] is True  # fanned out, told to no store customer
+    assert event.data == {
+        "product_id": "8021456789012", "sku": "MATE-IMP-NEG", "variant_id": "44123456789012",
+        "title": "Mate imperial de calabaza", "category": "Mates",
+        "url": "https://chasqui-demo.myshopify.com/products/mate-imperial"}
+    assert one(deliver("products_update", restocked(old=-2, new=1))).type == (
+        "product.back_in_stock")
+
+
+@pytest.mark.parametrize(("old", "new"), [(12, 12), (3, 12), (0, 0), (None, 12)],
+                         ids=["unchanged", "more stock", "still none", "no old quantity"])
+def test_other_product_updates_are_ignored(old: int | None, new: int) -> None:
+    assert deliver("products_update", restocked(old=old, new=new)) is None
+
+
+def test_inventory_level_available_maps_what_it_can() -> None:
+    event = one(deliver("inventory_levels_update"))
+    assert event.type == "product.back_in_stock"
+    assert event.customer.id == "shopify:store"
+    # No product in this topic: the fan-out, which needs a product id or SKU, reaches nobody.
+    assert event.data == {"inventory_item_id": "46234567890123", "location_id": "65544149123",
+                          "available": 6}
+    assert event.id == ("shopify:inventory_level:46234567890123:65544149123:"
+                        "2026-11-24T15:31:08+00:00")
+    empty = {**fixture("inventory_levels_update"), "available": 0}
+    assert deliver("inventory_levels_update", empty) is None
 
 
 # --- malformed bodies ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ TOPICS = {
     "order_updated_processing": "order.updated",
     "customer_created": "customer.created",
     "customer_updated": "customer.updated",
+    "product_updated": "product.updated",
 }
 PING_BODY = b"webhook_id=7"
 PING_HEADERS = {
@@ -229,10 +230,32 @@ def test_customer_updated() -> None:
     assert event.customer.phone == "+5492236789012"  # "+54 9 223 678-9012"
 
 
-@pytest.mark.parametrize("topic", ["product.updated", "coupon.created", "order.deleted",
+@pytest.mark.parametrize("topic", ["product.deleted", "coupon.created", "order.deleted",
                                    "customer.deleted", "action.woocommerce_add_to_cart"])
 def test_topics_not_handled_are_ignored(topic: str) -> None:
     assert deliver("order_created", topic=topic) is None
+
+
+def test_product_updated_in_stock_is_back_in_stock_for_the_interested() -> None:
+    event = one(deliver("product_updated"))
+    assert event.type == "product.back_in_stock"
+    assert event.id == "woocommerce:product.back_in_stock:812:2026-11-24T15:31:08+00:00"
+    assert event.customer.id == "woocommerce:store"
+    assert event.model_dump()["store_wide"] is True  # fanned out, told to no store customer
+    assert event.data == {
+        "product_id": "812", "sku": "MATE-IMP-NEG", "title": "Mate imperial de calabaza",
+        "url": "https://tienda.example.com/producto/mate-imperial-de-calabaza/",
+        "category": "Mates"}
+    assert event.occurred_at == datetime(2026, 11, 24, 15, 31, 8, tzinfo=UTC)
+    unmanaged = {**fixture("product_updated"), "manage_stock": False, "stock_quantity": None}
+    assert one(deliver("product_updated", unmanaged)).type == "product.back_in_stock"
+
+
+@pytest.mark.parametrize("change", [{"stock_status": "outofstock", "stock_quantity": 0},
+                                    {"stock_status": "onbackorder", "stock_quantity": 0},
+                                    {"stock_status": "instock", "stock_quantity": 0}])
+def test_product_updated_without_stock_is_ignored(change: dict[str, Any]) -> None:
+    assert deliver("product_updated", {**fixture("product_updated"), **change}) is None
 
 
 # --- malformed bodies ---------------------------------------------------------------------
