@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -134,7 +135,7 @@ def test_double_opt_in_setting_is_a_list_of_channels_off_by_default() -> None:
 # ------------------------------------------------ the router, with no flow loaded
 
 
-def state_after_signup(consents: dict[str, bool | str], **settings: str) -> dict[str, str]:
+def state_after_signup(consents: dict[str, bool | str], **settings: Any) -> dict[str, str]:
     h = PureHarness([], channels=("whatsapp", "sms"), **settings)
     h.customer("cus_1", phone=PHONE, consents=consents)  # type: ignore[arg-type]
     assert h.to("cus_1") == []  # no flow: nothing is asked
