@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.core.customers import consent_entry, has_consent
 from bot.core.policy import (
+    FALLBACK_CODES,
     WINDOW,
     SendPolicy,
     Verdict,
@@ -78,6 +79,8 @@ def _first_workable(doc: Doc, channels: Sequence[str], now: datetime, seq: int,
                                   fallback_template, step), doc, now, policy, stage="decision")
         if not verdict.skipped:
             return name, verdict, list(channels[index + 1:])
+        if verdict.code not in FALLBACK_CODES:
+            return name, verdict, []  # held for a reason no other channel escapes
         if index < len(channels) - 1:
             tried.append({"channel": name, "reason": verdict.reason, "code": verdict.code,
                           "at": now})

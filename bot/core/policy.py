@@ -104,6 +104,11 @@ class Verdict:
 # skip: the message goes out at 09:00 (statistics count it as held there).
 REASON_CODES = ("consent", "quiet_hours", "frequency_cap", "window", "agent", "no_channel",
                 "undeliverable", "other")
+# Skips after which a step's fallback chain may try its next channel: the
+# channel cannot carry it (no consent there, window closed without a template,
+# a dead address, not configured). A person holding the conversation, the
+# frequency cap or anything else holds the whole step: no other channel.
+FALLBACK_CODES = frozenset({"consent", "window", "undeliverable", "no_channel"})
 # Prefixes of the texts below, so a reason stored as text (a skipped message's
 # ``error``) gives back its code: (prefix, code), first match wins.
 _TEXT_CODES = (("no channel the customer consented to", "consent"), ("no channel", "no_channel"),

@@ -53,7 +53,7 @@ from bot.core.channel import (
     TransientSendError,
 )
 from bot.core.customers import consent_entry
-from bot.core.policy import SendPolicy, Verdict, may_send
+from bot.core.policy import FALLBACK_CODES, SendPolicy, Verdict, may_send
 from bot.core.stats import Counters, sent_outcome
 from bot.infra.clock import Clock, to_millis
 from bot.infra.database import Database, find_in
@@ -240,7 +240,7 @@ class OutboxSender:
             if isinstance(verdict, Verdict):
                 plan.add(message["_id"], self._skip(message, verdict.reason or "skipped", now,
                                                     verdict.code))
-                if needs_report(message, None, skipped=True):
+                if verdict.code in FALLBACK_CODES and needs_report(message, None, skipped=True):
                     plan.reports.append(failure_report(
                         message, verdict.reason or "skipped", verdict.code, None, skipped=True))
                 continue

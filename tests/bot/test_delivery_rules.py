@@ -307,3 +307,20 @@ async def test_a_resume_only_undoes_whatsapps_own_stop(
     doc = await customer_doc(db)
     assert doc["consents"]["whatsapp"]["state"] == "revoked"
     assert doc["consents"]["whatsapp"]["source"] == "keyword:whatsapp"
+
+
+async def test_a_chain_does_not_escape_an_agent_holding_the_conversation(
+        aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes, db: Any) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes)
+    await customer(service, BOTH)
+    await service.whatsapp(whatsapp_text_webhook("hola", phone=PHONE))
+    await service.advance(0)
+    internal = (await customer_doc(db))["_id"]
+    await service.api("POST", f"/api/conversations/{internal}:whatsapp/takeover",
+                      json={"agent": "ana"})
+    await service.advance(0)
+    await viewed(service, "evt_v1", "chain")
+    assert sms_texts(fakes) == []  # a person has the customer: no other channel either
+    skipped = (await stored(db))[-1]
+    assert (skipped["channel"], skipped["status"]) == ("whatsapp", "skipped")
+    assert skipped["error"] == "an agent has the conversation"
