@@ -12,8 +12,8 @@ one way flows read them in actions; ``m.customer`` is for rule conditions.
 
 A store may replace any text of a flow in its flow settings file
 (``[flows.<flow>.texts.<locale>]``, README "Flow settings file"): ``say``
-uses the store's text for the running flow when there is one, so a flow
-needs nothing to make its texts the marketer's.
+and ``pick`` use the store's text for the running flow when there is one,
+so a flow needs nothing to make its texts the marketer's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.commands import customer, text_override
+from bot.commands import customer, text_overrides
 from bot.core.keywords import normalize
 
 Texts = Mapping[str, Mapping[str, str]]
@@ -41,8 +41,13 @@ def locale_of(c: Any) -> str:
 
 
 def pick(texts: Texts, locale: str | None) -> Mapping[str, str]:
-    """The texts of ``locale``; Spanish when the store does not speak it."""
-    return texts[spoken(texts, locale)]
+    """The texts of ``locale``; Spanish when the store does not speak it.
+
+    With the store's own texts for the running flow in place of the flow's.
+    """
+    chosen = spoken(texts, locale)
+    changed = text_overrides(None, chosen)
+    return {**texts[chosen], **changed} if changed else texts[chosen]
 
 
 def spoken(texts: Texts, locale: str | None) -> str:
@@ -58,8 +63,7 @@ def say(c: Any, texts: Texts, key: str, **values: Any) -> str:
     "¡Hola, {first_name}!" reads "¡Hola!". The store's text for the running
     flow (flow settings file) replaces the flow's own.
     """
-    locale = spoken(texts, locale_of(c))
-    text = texts[locale][key]  # REVERT-CHECK
+    text = pick(texts, locale_of(c))[key]
     name = str(customer(c)["first_name"] or "")
     if not name:
         text = text.replace(", {first_name}", "").replace(" {first_name}", "")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -208,13 +208,16 @@ def timing(c: Any, name: str, default: float) -> float:
     return default if found is None else found
 
 
-def text_override(c: Any, locale: str, key: str) -> str | None:
-    """The store's text ``key`` in ``locale`` for the running flow, if it set one.
+def text_overrides(c: Any, locale: str) -> Mapping[str, str]:
+    """The store's texts in ``locale`` for the running flow (key -> text); often none.
 
-    ``say`` (``rules/_texts.py``) reads it before the flow's own ``TEXTS``.
+    ``say`` and ``pick`` (``rules/_texts.py``) read them before the flow's
+    own ``TEXTS``. Empty outside a rule run by the runtime.
     """
-    recorder = _current.get()
-    return _overrides(recorder).text(recorder.flow, locale, key)
+    recorder = _current.get(None)
+    if recorder is None:
+        return {}
+    return _overrides(recorder).texts.get(recorder.flow, {}).get(locale, {})
 
 
 def seconds(n: float) -> float:

@@ -78,6 +78,16 @@ def test_a_good_file_becomes_switches_texts_timings_and_windows(tmp_path: Path) 
         "days": frozenset({5, 6}), "at": None}}
 
 
+def test_the_readmes_example_is_a_good_file(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Flow settings file\n", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load_flow_config(Settings(flows_config=write(tmp_path, example)))
+    assert config.enabled == {"welcome": True, "post_purchase_survey": False}
+    assert config.overrides.timing("cart_recovery", "ask_timeout") == 12 * 3600
+    assert config.windows.steps[("cart_recovery", "reminder")] == {"at": time(10, 0)}
+
+
 def test_without_a_file_nothing_changes() -> None:
     assert load_flow_config(Settings()) is NO_CONFIG
 
