@@ -14,6 +14,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from rules.cart_recovery import FLOW, TEXTS
 ROOT = Path(__file__).resolve().parents[2]
 PHONE = "+5491122334455"
 URL = "https://tienda.example/cart/recover/k1"
-CART = {"checkout_id": "k1", "recovery_url": URL, "total": 25000, "currency": "ARS",
+CART: dict[str, Any] = {"checkout_id": "k1", "recovery_url": URL, "total": 25000, "currency": "ARS",
         "items": [{"sku": "Z-1", "title": "Zapatillas Runner", "quantity": 1, "price": 25000}]}
 SWITCHES = "tests.support.switch_rules"
 

@@ -35,7 +35,8 @@ CHRISTMAS = ((date(2026, 12, 24), date(2026, 12, 26)),)
 
 
 def local(zone: ZoneInfo, *parts: int, fold: int = 0) -> datetime:
-    return datetime(*parts, tzinfo=zone, fold=fold)  # type: ignore[misc]
+    year, month, day, hour, minute = (*parts, 0, 0)[:5]
+    return datetime(year, month, day, hour, minute, tzinfo=zone, fold=fold)
 
 
 # 2026-01-15 is a Thursday; 2026-01-17 a Saturday.
@@ -144,7 +145,8 @@ CUSTOMER = {"profile": {"timezone": "America/Argentina/Buenos_Aires"}}
 
 
 def at_utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    year, month, day, hour, minute = (*parts, 0, 0)[:5]
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("flow", "step", "now", "expected"), [
