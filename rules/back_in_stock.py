@@ -14,11 +14,13 @@ A library flow: off until the store names it in ``FLOWS`` (``on_by_default=False
   since a store may report one restock more than once.
 - **Steps**:
   1. ``notify``: "{product} is back", with the link.
-  2. ``reminder``: ``BACK_IN_STOCK_REMINDER_DAYS`` (2) after the notice,
+  2. ``reminder``: ``BACK_IN_STOCK_REMINDER_DAYS`` (2; timing
+     ``reminder_after``) after the notice,
      one reminder, unless they bought it since the notice (the purchase
      facts: ``last_order_items``, ``last_order_at``); a purchase of it
      before the notice does not count.
-  3. ``last_chance``: ``BACK_IN_STOCK_LAST_CHANCE_DAYS`` (5) after the
+  3. ``last_chance``: ``BACK_IN_STOCK_LAST_CHANCE_DAYS`` (5; timing
+     ``last_chance_after``) after the
      notice, a last-chance message (same condition), exit ``last_chance``.
 - **Exits**: an ``order.placed`` with the product among its lines (by
   ``product_id`` or ``sku``) ends the run silently (``purchased``); an
@@ -46,8 +48,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.commands import after, config, customer, days, exit_flow, send, set_attr
+from bot.commands import after, customer, days, exit_flow, send, set_attr, timing
 from bot.flows import Flow, m, ruleset, when_all
+from rules._library import setting_days
 from rules._texts import say, template_name
 
 TEXTS = {
@@ -104,6 +107,8 @@ FLOW = Flow(
 
 RETELL_DAYS = 30  # a product told about is not announced again to the customer within this
 MAX_TOLD = 20  # products remembered in attr back_in_stock_told
+# The store's flow settings file ([flows.back_in_stock.timings]) wins over the settings.
+TIMINGS = {"reminder_after": days(2), "last_chance_after": days(5)}
 
 
 def product_of(c: Any) -> str:
@@ -164,9 +169,11 @@ with ruleset(FLOW.name):
             remember_told(c, product, now)
         text, template = message(c, "notify")
         send(c, text, step="notify", template=template)
-        after(c, days(config(c, "back_in_stock_reminder_days", 2)),
+        after(c, timing(c, "reminder_after",
+                        setting_days(c, "back_in_stock_reminder_days", 2)),
               {"type": "back_in_stock.reminder"})
-        after(c, days(config(c, "back_in_stock_last_chance_days", 5)),
+        after(c, timing(c, "last_chance_after",
+                        setting_days(c, "back_in_stock_last_chance_days", 5)),
               {"type": "back_in_stock.last_chance"})
 
     @when_all(m.type == "order.placed")

@@ -61,7 +61,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.commands import after, config, customer, days, exit_flow, send, set_consent, step
+from bot.commands import (
+    after,
+    config,
+    customer,
+    days,
+    emit,
+    exit_flow,
+    send,
+    set_consent,
+    step,
+)
 from bot.flows import Flow, m, ruleset, when_all
 from rules._texts import NO, YES, answer, say
 
@@ -201,6 +211,8 @@ with ruleset(FLOW.name):
         said = answer(c, CONFIRM)
         if said == "yes":
             set_consent(c, channel, "granted", f"double_opt_in:{channel}")
+            # What waited for a confirmed opt-in (the welcome series) may start now.
+            emit(c, {"type": "consent.confirmed", "channel": channel})
             send(c, say(c, TEXTS, "confirmed", channel=channel_name(channel)),
                  step="confirmed", channel=channel, transactional=True)
             if not others_pending(c, channel):

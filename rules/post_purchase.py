@@ -14,7 +14,8 @@ A library flow: off until the store names it in ``FLOWS`` (``on_by_default=False
      else ``status_url``; company and number when given). Transactional:
      it goes without marketing consent and outside quiet hours. Once per
      order; a fulfilment of an order this run did not see is left alone.
-  3. ``review``: ``REVIEW_AFTER_DAYS`` (30) after the run's last order, one
+  3. ``review``: ``REVIEW_AFTER_DAYS`` (30; timing ``review_after``) after
+     the run's last order, one
      review request per product bought in the run (at most
      ``MAX_REVIEWS``), with the ``REVIEW_URL`` link; an order without
      lines gets one request for the order as a whole.
@@ -57,8 +58,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.commands import after, config, customer, days, exit_flow, send
+from bot.commands import after, config, customer, days, exit_flow, send, timing
 from bot.flows import Flow, m, ruleset, when_all
+from rules._library import setting_days
 from rules._texts import say, template_name
 
 TEXTS = {
@@ -152,6 +154,8 @@ SUMMARY_LINES = 3  # order lines named in the thank-you; the rest are counted
 MAX_REVIEWS = 3  # review requests at most, one per product, in the order bought
 MAX_SUGGESTIONS = 3  # related products offered at most
 MAX_PRODUCTS = 20  # products of the run remembered
+# The store's flow settings file ([flows.post_purchase.timings]) wins over REVIEW_AFTER_DAYS.
+TIMINGS = {"review_after": days(30)}
 
 
 def lines_of(c: Any) -> list[dict[str, Any]]:
@@ -230,8 +234,8 @@ with ruleset(FLOW.name):
             c, TEXTS, "thanks_plain", order=order)
         send(c, thanks, step="thanks",
              template=(FLOW.templates["thanks"], [template_name(c, TEXTS), text or order]))
-        after(c, days(config(c, "review_after_days", 30)), {"type": "post_purchase.review"},
-              key="review")
+        wait = timing(c, "review_after", setting_days(c, "review_after_days", 30))
+        after(c, wait, {"type": "post_purchase.review"}, key="review")
 
     @when_all(m.type == "order.fulfilled")
     def order_fulfilled(c):

@@ -14,7 +14,8 @@ A library flow: off until the store names it in ``FLOWS`` (``on_by_default=False
   1. ``checkin`` (at the trigger): "¿todo bien?", no offer.
   2. ``incentive`` (6 months): a single-use code (``issue_code``).
   3. ``last_offer`` (12 months): the code again, and a warning that the
-     messages stop in ``REACTIVATION_SUNSET_DAYS`` (15) days.
+     messages stop in ``REACTIVATION_SUNSET_DAYS`` (15; timing
+     ``sunset_after``) days.
   4. ``sunset`` (15 days later): recorded, and ``customer.sunset`` is
      emitted, the event the sunset flow (``rules/sunset.py``) starts on: it
      asks "¿sigues interesado?" and pauses marketing when the answer is no
@@ -51,8 +52,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.commands import after, config, customer, emit, exit_flow, issue_code, send, step
+from bot.commands import (
+    after,
+    config,
+    customer,
+    days,
+    emit,
+    exit_flow,
+    issue_code,
+    send,
+    step,
+    timing,
+)
 from bot.flows import Flow, m, ruleset, when_all
+from rules._library import setting_days
 from rules._texts import say, template_name
 
 TEXTS = {
@@ -111,6 +124,14 @@ FLOW = Flow(
 
 MONTH = timedelta(days=30)
 DEFAULT_MONTHS = [3, 6, 12]
+# The store's flow settings file ([flows.reactivation.timings]) wins over
+# REACTIVATION_SUNSET_DAYS; the months are REACTIVATION_MONTHS only.
+TIMINGS = {"sunset_after": days(15)}
+
+
+def sunset_wait(c: Any) -> float:
+    """Seconds from the last offer to the sunset."""
+    return timing(c, "sunset_after", setting_days(c, "reactivation_sunset_days", 15))
 
 
 def when(c: Any, month: int) -> datetime:
@@ -134,8 +155,8 @@ with ruleset(FLOW.name):
         after(c, None, {"type": "reactivation.incentive"}, at=when(c, incentive_at))
         last = when(c, last_at)
         after(c, None, {"type": "reactivation.last_offer"}, at=last)
-        sunset_days = int(config(c, "reactivation_sunset_days", 15))
-        after(c, None, {"type": "reactivation.sunset"}, at=last + timedelta(days=sunset_days))
+        after(c, None, {"type": "reactivation.sunset"},
+              at=last + timedelta(seconds=sunset_wait(c)))
 
     @when_all(m.type == "order.placed")
     def ordered(c):
@@ -150,7 +171,7 @@ with ruleset(FLOW.name):
     @when_all(m.type == "reactivation.last_offer")
     def last_offer(c):
         code = issue_code(c, "reactivation")  # the same code as the incentive's
-        wait = str(config(c, "reactivation_sunset_days", 15))
+        wait = str(round(sunset_wait(c) / days(1)))
         send(c, say(c, TEXTS, "last_offer", code=code, days=wait), step="last_offer",
              template=(FLOW.templates["last_offer"], [template_name(c, TEXTS), code, wait]))
 

@@ -3,11 +3,13 @@
 Off by default: a store switches it on by naming it in ``FLOWS`` (e.g.
 ``FLOWS=welcome,cart_recovery,...``), so existing stores get no new messages.
 
-- **Trigger**: ``customer.created``. Marketing: the run starts only for a
-  customer with marketing consent granted on some channel, and every message
-  passes the send policy (consent, quiet hours, an agent's hold, WhatsApp's
-  window). A customer whose consent is still pending (double opt-in) gets
-  nothing from here: the double opt-in flow asks them to confirm first.
+- **Trigger**: ``customer.created``, or ``consent.confirmed`` (the double
+  opt-in flow's, when a pending opt-in is confirmed). Marketing: the run
+  starts only for a customer with marketing consent granted on some channel,
+  and every message passes the send policy (consent, quiet hours, an agent's
+  hold, WhatsApp's window). A customer whose consent is still pending at
+  sign-up gets nothing yet: the double opt-in flow asks them to confirm
+  first, and the series starts when they do.
   Once per customer (no re-entry).
 - **Steps** (the days count from sign-up; each is a setting, see the README):
   1. ``welcome``: a welcome with a single-use first-purchase code
@@ -37,7 +39,7 @@ all). Replies go to the inbox flow, which answers them.
 
 ```mermaid
 stateDiagram-v2
-    [*] --> welcome: customer.created
+    [*] --> welcome: customer.created or consent.confirmed
     [*] --> [*]: has ordered (already_customer)
     welcome --> education: 1 day
     welcome --> [*]: order.placed, any step (purchased)
@@ -100,7 +102,7 @@ TEXTS = {
 
 FLOW = Flow(
     "welcome",
-    triggers=("customer.created",),
+    triggers=("customer.created", "consent.confirmed"),
     reentry_after=None,
     marketing=True,
     on_by_default=False,
@@ -119,7 +121,7 @@ FLOW = Flow(
         "last_reminder": "send",
     },
     edges=(
-        ("started", "welcome", "customer.created"),
+        ("started", "welcome", "customer.created or consent.confirmed"),
         ("started", "exit:already_customer", "has ordered"),
         ("welcome", "education", "1 day"),
         ("welcome", "exit:purchased", "order.placed, any step"),
@@ -184,7 +186,7 @@ REMINDERS = ("reminder", "last_reminder")
 
 with ruleset(FLOW.name):
 
-    @when_all(m.type == "customer.created")
+    @when_all((m.type == "customer.created") | (m.type == "consent.confirmed"))
     def signed_up(c: Context) -> None:
         if c.s.code:
             return  # the store sent the sign-up again: one series is enough

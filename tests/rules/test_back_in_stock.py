@@ -7,6 +7,7 @@ customer); the fan-out to the interested customers, on the real runtime.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.testing import DEFAULT_START, FlowHarness, PureHarness
@@ -43,6 +44,18 @@ def test_notice_reminder_and_last_chance() -> None:
         "https://tienda.example/mate"]
     assert sent_days(h) == [0, 2, 5]
     assert outcomes(h, FLOW.name) == ["last_chance"]
+
+
+def test_the_flow_settings_file_changes_the_waits_and_texts(tmp_path: Path) -> None:
+    path = tmp_path / "flows.toml"
+    path.write_text('[flows.back_in_stock.timings]\nreminder_after = "6h"\n'
+                    'last_chance_after = "1d"\n[flows.back_in_stock.texts.es]\n'
+                    'notify = "¡Volvió {product}, {first_name}! {url}"\n', encoding="utf-8")
+    h = harness(flows_config=str(path))
+    h.event("product.back_in_stock", "cus_1", **MATE)
+    h.advance(days=2)
+    assert sent_days(h) == [0, 0.25, 1]
+    assert h.to("cus_1")[0].text == "¡Volvió Mate imperial, Ana! https://tienda.example/mate"
 
 
 def test_the_delays_are_settings_and_texts_follow_the_locale() -> None:

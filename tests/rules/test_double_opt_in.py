@@ -15,7 +15,7 @@ import pytest
 
 from bot.core import keywords
 from bot.testing import PureHarness
-from rules import inbox
+from rules import inbox, welcome
 from rules.double_opt_in import FLOW, TEXTS
 from server import create_app
 from tests.support.app import Fakes, Service, customer_event, make_settings
@@ -293,3 +293,12 @@ async def test_double_opt_in_over_http(aiohttp_client: Any, mongo_uri: str, db_n
     answer = await service.event(bad, expect=400)
     assert 'customer.consents.whatsapp: Input should be a valid boolean or "pending"' in str(
         answer)
+
+
+def test_a_confirmed_opt_in_starts_the_welcome_series_the_pending_sign_up_could_not() -> None:
+    h = pure(flows=(welcome.FLOW,))
+    assert [m.text for m in h.to("cus_1")] == [request()]  # pending: no welcome yet
+    h.reply("cus_1", "si", channel="sms")
+    texts = [str(m.text) for m in h.to("cus_1")]
+    assert len(texts) == 3 and "bienvenida" in texts[-1]  # confirmed, then the welcome
+    assert "welcome" in h.customer_doc("cus_1")["flows"]

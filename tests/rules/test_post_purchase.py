@@ -7,6 +7,7 @@ WhatsApp templates on the real runtime.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.testing import DEFAULT_START, FlowHarness, PureHarness
@@ -19,7 +20,7 @@ MATE: dict[str, Any] = {"product_id": "p-mate", "title": "Mate imperial", "quant
                         "price": "21000.00", "category": "Mates"}
 YERBA: dict[str, Any] = {"product_id": "p-yerba", "title": "Yerba orgánica 1 kg", "quantity": 1,
                          "price": "6500.00", "category": "Yerbas"}
-TRACKING = {"tracking_company": "Andreani", "tracking_number": "AR123",
+TRACKING: dict[str, Any] = {"tracking_company": "Andreani", "tracking_number": "AR123",
             "tracking_url": "https://seguimiento.example/AR123"}
 
 
@@ -125,6 +126,19 @@ def test_what_they_bought_before_is_not_offered_either() -> None:
     h.advance(days=30)
     assert h.last("cus_1").text == (
         "Para acompañar tu compra, Ana, te puede gustar: Yerba orgánica 1 kg y Termo 1 l.")
+
+
+def test_the_wait_is_a_setting_and_the_settings_file_wins(tmp_path: Path) -> None:
+    h = harness(review_after_days=10)
+    order(h)
+    h.advance(days=10)
+    assert [m["step"] for m in h.messages("cus_1")][-1] == "cross_sell"
+    path = tmp_path / "flows.toml"
+    path.write_text('[flows.post_purchase.timings]\nreview_after = "3d"\n', encoding="utf-8")
+    h = harness(review_after_days=10, flows_config=str(path))
+    order(h)
+    h.advance(days=3)
+    assert outcomes(h, FLOW.name) == ["reviewed"]
 
 
 def test_nothing_related_left_means_no_cross_sell() -> None:

@@ -8,6 +8,7 @@ hand-over to the sunset flow also on the real runtime.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.testing import DEFAULT_START, FlowHarness, PureHarness
@@ -71,6 +72,15 @@ def test_thresholds_and_the_sunset_delay_are_settings() -> None:
     assert h.to("cus_1")[2].text == (
         f"Last chance, Ana: your code {code_of(h)} is still active. If we do not hear from "
         f"you, we will stop writing in 10 days.")
+
+
+def test_the_settings_file_sets_the_sunset_delay(tmp_path: Path) -> None:
+    path = tmp_path / "flows.toml"
+    path.write_text('[flows.reactivation.timings]\nsunset_after = "7d"\n', encoding="utf-8")
+    h = harness(flows_config=str(path))
+    h.advance(days=400)
+    assert sent_days(h) == [90, 180, 360, 367]
+    assert "en 7 días" in str(h.to("cus_1")[2].text)
 
 
 def test_a_threshold_already_past_comes_at_once() -> None:

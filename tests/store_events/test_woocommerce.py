@@ -249,13 +249,10 @@ def test_product_updated_in_stock_is_back_in_stock_for_the_interested() -> None:
     assert event.occurred_at == datetime(2026, 11, 24, 15, 31, 8, tzinfo=UTC)
     unmanaged = {**fixture("product_updated"), "manage_stock": False, "stock_quantity": None}
     assert one(deliver("product_updated", unmanaged)).type == "product.back_in_stock"
-
-
-@pytest.mark.parametrize("change", [{"stock_status": "outofstock", "stock_quantity": 0},
-                                    {"stock_status": "onbackorder", "stock_quantity": 0},
-                                    {"stock_status": "instock", "stock_quantity": 0}])
-def test_product_updated_without_stock_is_ignored(change: dict[str, Any]) -> None:
-    assert deliver("product_updated", {**fixture("product_updated"), **change}) is None
+    for change in ({"stock_status": "outofstock", "stock_quantity": 0},
+                   {"stock_status": "onbackorder", "stock_quantity": 0},
+                   {"stock_status": "instock", "stock_quantity": 0}):
+        assert deliver("product_updated", {**fixture("product_updated"), **change}) is None
 
 
 # --- malformed bodies ---------------------------------------------------------------------
