@@ -89,6 +89,15 @@ class FlowConfigError(ValueError):
                                     *(f"  {problem}" for problem in problems)]))
 
 
+class FlowSelectionError(FlowConfigError):
+    """The flows chosen cannot work with the other settings (the message says why)."""
+
+    def __init__(self, problem: str) -> None:
+        ValueError.__init__(self, problem)
+        self.path = ""
+        self.problems = [problem]
+
+
 # ---------------------------------------------------------------------- model
 
 
@@ -411,14 +420,20 @@ def select_flows(settings: Settings) -> dict[str, Flow]:
     if settings.flows:
         if config.enabled:
             log.info("FLOWS is set, so the flow settings file's 'enabled' switches are ignored")
-        return load_flows(package, [name.strip() for name in settings.flows.split(",")])
-    flows = load_flows(package)
-    if config.enabled:
-        every = catalog(package)
-        for name, on in config.enabled.items():
-            if on:
-                flows[name] = every[name].flow
-            else:
-                flows.pop(name, None)
+        flows = load_flows(package, [name.strip() for name in settings.flows.split(",")])
+    else:
+        flows = load_flows(package)
+        if config.enabled:
+            every = catalog(package)
+            for name, on in config.enabled.items():
+                if on:
+                    flows[name] = every[name].flow
+                else:
+                    flows.pop(name, None)
+    if settings.double_opt_in and package == "rules" and "double_opt_in" not in flows:
+        # A store opt-in would wait for a confirmation nobody asks for, forever.
+        raise FlowSelectionError(
+            f"DOUBLE_OPT_IN={settings.double_opt_in} needs the double_opt_in flow, "
+            "which FLOWS or the flow settings file leaves out")
     return flows
 

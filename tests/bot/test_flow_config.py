@@ -252,3 +252,13 @@ def test_a_steps_window_holds_only_that_step(tmp_path: Path) -> None:
     [question, reminder] = h.to("cus_1")
     assert question.at == datetime(2026, 1, 15, 15, 0, tzinfo=UTC)
     assert reminder.at == datetime(2026, 1, 19, 13, 0, tzinfo=UTC)
+
+
+def test_double_opt_in_without_its_flow_is_refused_at_start_up() -> None:
+    from bot.infra.flow_config import FlowSelectionError, select_flows
+    from bot.infra.settings import Settings
+
+    with pytest.raises(FlowSelectionError, match="DOUBLE_OPT_IN=sms needs the double_opt_in"):
+        select_flows(Settings(double_opt_in="sms", flows="cart_recovery"))
+    assert "double_opt_in" in select_flows(
+        Settings(double_opt_in="sms", flows="cart_recovery,double_opt_in"))
