@@ -145,7 +145,10 @@ class Processor:
 
     async def inbox_pass(self) -> int:
         """Decide a batch of pending inputs; returns how many were handled."""
-        items = await self.db.inbox.find({"state": "pending"}).sort("seq", 1).to_list(BATCH)
+        # A fanout is expanded by the runtime's fanout pass, never decided
+        # here (more than a pass's worth of them pending must not fail them).
+        items = await self.db.inbox.find(
+            {"state": "pending", "kind": {"$ne": "fanout"}}).sort("seq", 1).to_list(BATCH)
         if not items:
             return 0
         receipts = [item for item in items if is_receipt(item)]
