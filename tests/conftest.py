@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from tests.support.app import Fakes
 from tests.support.mongo import mongo
@@ -29,6 +30,16 @@ def mongo_uri() -> Iterator[str]:
 @pytest.fixture
 def db_name() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def db(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
+    """The test's database, read directly to check what the service stored."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    try:
+        yield client[db_name]
+    finally:
+        await client.close()
 
 
 _real_connect = socket.socket.connect

@@ -23,8 +23,6 @@ Times are ISO 8601 in UTC; evidence is shown as stored, made JSON-safe.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,7 +33,7 @@ from aiohttp import web
 from bot.core.customers import consent_entry
 from bot.http.appkeys import CLOCK, DATABASE
 from bot.http.common import iso, json_error, json_safe
-from bot.http.stats_api import _cell as csv_cell
+from bot.http.csv_export import cell, stream_csv
 from bot.infra.database import Database, find_in
 from bot.types import Doc
 
@@ -191,7 +189,7 @@ def export_period(query: Any, now: datetime) -> tuple[datetime, datetime]:
 
 
 def _row(**cells: Any) -> list[str]:
-    return [csv_cell(cells.get(column)) for column in CSV_COLUMNS]
+    return [cell(cells.get(column)) for column in CSV_COLUMNS]
 
 
 def _compact(value: Any) -> str | None:
@@ -272,23 +270,13 @@ async def consent_csv(request: web.Request) -> web.StreamResponse:
         return json_error(400, str(exc))
     database = request.app[DATABASE]
     name = f"consent-{start:%Y%m%dT%H%M%SZ}-{stop:%Y%m%dT%H%M%SZ}.csv"
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="{name}"'})
-    await response.prepare(request)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for rows in (consent_rows(database, start, stop), send_rows(database, start, stop)):
-        async for row in rows:
-            writer.writerow(row)
-            if buffer.tell() > 64 * 1024:
-                await response.write(buffer.getvalue().encode())
-                buffer.seek(0)
-                buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
+
+    async def rows() -> AsyncIterator[list[str]]:
+        for part in (consent_rows(database, start, stop), send_rows(database, start, stop)):
+            async for row in part:
+                yield row
+
+    return await stream_csv(request, name, CSV_COLUMNS, rows())
 
 
 def add_consent_routes(app: web.Application) -> None:

@@ -25,8 +25,6 @@ few pages' worth at most, through the index that names the filter's fields.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -37,6 +35,7 @@ from bot.core.flows import Flow
 from bot.core.stats import flow_version, summarize
 from bot.http.appkeys import CLOCK, DATABASE, RUNTIME
 from bot.http.common import iso, json_error
+from bot.http.csv_export import cell, stream_csv
 from bot.infra.database import Database
 from bot.types import Doc
 
@@ -223,28 +222,12 @@ async def flow_runs_csv(request: web.Request) -> web.StreamResponse:
     except BadQuery as exc:
         return json_error(400, str(exc))
     query.limit = MAX_PAGE
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="{flow.name}-runs.csv"'})
-    await response.prepare(request)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    async for run in all_runs(request.app[DATABASE], query):
-        writer.writerow([_cell(run[column]) for column in CSV_COLUMNS])
-        if buffer.tell() > 64 * 1024:
-            await response.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
 
+    async def rows() -> AsyncIterator[list[str]]:
+        async for run in all_runs(request.app[DATABASE], query):
+            yield [cell(run[column]) for column in CSV_COLUMNS]
 
-def _cell(value: Any) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is quoted with ``'``."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return await stream_csv(request, f"{flow.name}-runs.csv", CSV_COLUMNS, rows())
 
 
 def add_stats_routes(app: web.Application) -> None:

@@ -7,12 +7,8 @@ The flow is ``tests/support/delivery_rules/offers.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
-
-import pytest
-from pymongo import AsyncMongoClient
 
 from server import create_app
 from tests.support.app import Fakes, Service, customer_event, make_settings
@@ -32,15 +28,6 @@ async def start(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes)
     settings = make_settings(mongo_uri, db_name, fakes,
                              flows_package="tests.support.delivery_rules", flows="offers")
     return Service(await aiohttp_client(create_app(settings)))
-
-
-@pytest.fixture
-async def db(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
-    try:
-        yield client[db_name]
-    finally:
-        await client.close()
 
 
 async def customer(service: Service, consents: dict[str, bool], *, phone: str = PHONE,

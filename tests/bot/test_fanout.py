@@ -8,23 +8,10 @@ stress fuzz (a burst of Shopify restock webhooks).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
-from pymongo import AsyncMongoClient
 
 from server import create_app
 from tests.support.app import Fakes, Service, customer_event, make_settings, with_test_flows
-
-
-@pytest.fixture
-async def db(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
-    try:
-        yield client[db_name]
-    finally:
-        await client.close()
 
 
 async def test_more_restocks_than_a_fanout_page_are_all_expanded(

@@ -7,11 +7,9 @@ flow is ``tests/support/fate_rules/read_or_sms.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from bot.core.commands import watch
 from server import create_app
@@ -20,15 +18,6 @@ from tests.support.signing import PHONE, whatsapp_status_webhook
 
 DAY = 86400.0
 BOTH = {"whatsapp": True, "sms": True}
-
-
-@pytest.fixture
-async def db(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
-    try:
-        yield client[db_name]
-    finally:
-        await client.close()
 
 
 async def offered(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,

@@ -7,11 +7,9 @@ provider received and what the timeline recorded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from server import create_app
 from tests.support.app import (
@@ -46,16 +44,6 @@ async def start(
 ) -> Service:
     settings = make_settings(mongo_uri, db_name, fakes, **with_test_flows(**overrides))
     return Service(await aiohttp_client(create_app(settings)))
-
-
-@pytest.fixture
-async def db(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
-    """The test's database, read directly to check what the service stored."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
-    try:
-        yield client[db_name]
-    finally:
-        await client.close()
 
 
 def texts(fakes: Fakes) -> list[str]:

@@ -10,12 +10,11 @@ is stored in the inbox as a "consent" item for the runtime to decide.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from bot.core.inputs import ConsentChange, InboundMessage
 from channels.errors import BadPayload
@@ -153,16 +152,6 @@ def test_malformed_preferences_are_refused_naming_the_field(
 
 
 # -- through the service ------------------------------------------------------------
-
-
-@pytest.fixture
-async def db(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
-    """The test's database, read directly to check what the service stored."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
-    try:
-        yield client[db_name]
-    finally:
-        await client.close()
 
 
 async def _service(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes) -> Service:

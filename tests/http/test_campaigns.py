@@ -8,12 +8,10 @@ to nothing) are in it, ``cus_3`` (spent 50) and ``cus_4`` (never ordered) are no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from bot.http.appkeys import DATABASE
 from bot.runtime.campaigns import expand
@@ -24,15 +22,6 @@ SEGMENT = {"all": [{"orders_at_least": 1}, {"spent_over": ["100", "ARS"]}]}
 PHONES = {"cus_1": "+5491100000001", "cus_2": "+5491100000002", "cus_3": "+5491100000003",
           "cus_4": "+5491100000004"}
 WHATSAPP = {"whatsapp": True}
-
-
-@pytest.fixture
-async def db(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
-    try:
-        yield client[db_name]
-    finally:
-        await client.close()
 
 
 async def store(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
