@@ -21,19 +21,41 @@
   5. no reply to step 1 in 24 h -> ``reminder``: ONE message with a single-use
      code (``issue_code(c, "cart")``) and the link; listens 48 h (a reply is
      handled as in steps 2-4), then exits ``no_reply`` without more messages.
+- **The fuller sequence** (LinkPort's five messages), only with the setting
+  ``CART_RECOVERY_FULL`` (``config(c, "cart_recovery_full")``, off by default so
+  existing stores get no new messages). Where a run would end without a
+  purchase after the reminder (``no_reply``) or after the link (``link_sent``),
+  it goes on instead:
+  6. ``testimonial``: a short customer quote about the store and the link (no
+     new code), ``testimonial_after`` (1 day) after that end.
+  7. ``last_chance``: "your cart is about to expire", the reminder's code again
+     (a code issued now when there was no reminder) and the link,
+     ``last_chance_after`` (2 days) after the testimonial; listens
+     ``listen_after_last_chance`` (24 h), then exits ``last_chance``.
+  A reply to either is handled as a reply to the reminder (steps 2-4: a "yes"
+  sends the link, and its 24 h of silence lead to the message not sent yet,
+  ``last_chance_after`` later; after both, the run ends ``link_sent``). "No",
+  a question, a hand-off and an order end the sequence as they do earlier.
 - **Exits**: ``order.placed`` for a checkout of this run ends it at any step
   with a thank-you (``purchased``); another checkout's order does not. A
   run lasts at most ``MAX_RUN`` (5 days), then exits ``expired`` silently:
-  a safety net so no run outlives its purpose.
+  a safety net so no run outlives its purpose. With the fuller sequence the
+  net grows by the waits it adds (``max_run + testimonial_after +
+  last_chance_after + listen_after_last_chance``, 9 days by default), so the
+  last chance of the longest silent path (7 days) is not cut off.
 - **WhatsApp templates** (the steps the flow starts on its own, outside the
   24 h window): ``cart_recovery_interested`` {{1}}=first name,
   ``cart_recovery_reminder`` {{1}}=first name {{2}}=code {{3}}=link,
+  ``cart_recovery_testimonial`` {{1}}=first name {{2}}=link,
+  ``cart_recovery_last_chance`` {{1}}=first name {{2}}=code {{3}}=link,
   ``cart_recovery_thanks`` (no parameters).
 
 Decisions where the issue was silent: a free-text reply to step 1 that is no
 choice is taken as the customer's question; a newer abandoned cart during a
 run only updates the link (no second question); the code is issued only with
-the reminder; "yes" keeps listening 24 h so the offered help is real.
+the reminder; "yes" keeps listening 24 h so the offered help is real. The
+fuller sequence has no buttons (a reply is free text, as to the reminder), and
+each of its two messages goes at most once per run: the run ends after both.
 
 ```mermaid
 stateDiagram-v2
@@ -52,9 +74,24 @@ stateDiagram-v2
     reminder --> why: no
     reminder --> thanks: order.placed
     reminder --> [*]: 48 h (no_reply)
+    reminder --> testimonial: 48 h + 1 day, full
     link --> faq: writes
     link --> thanks: order.placed
     link --> [*]: 24 h (link_sent)
+    link --> testimonial: 24 h + 1 day, full
+    link --> last_chance: 24 h + 2 days, full, after the testimonial
+    testimonial --> link: yes
+    testimonial --> question: a question
+    testimonial --> faq: writes
+    testimonial --> why: no
+    testimonial --> thanks: order.placed
+    testimonial --> last_chance: 2 days
+    last_chance --> link: yes
+    last_chance --> question: a question
+    last_chance --> faq: writes
+    last_chance --> why: no
+    last_chance --> thanks: order.placed
+    last_chance --> [*]: 24 h (last_chance)
     question --> faq: FAQ answer
     question --> question: yes, more
     question --> handoff_notice: unsure
@@ -74,11 +111,12 @@ stateDiagram-v2
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from bot.commands import (
     after,
     ask,
+    config,
     days,
     exit_flow,
     handoff,
@@ -120,6 +158,11 @@ TEXTS = {
         "reminder": "Hola, {first_name}. Tu carrito sigue guardado: {url}\n"
                     "Para ayudarte a decidir, usa el código {code} (válido para una compra).",
         "thanks": "¡Gracias por tu compra, {first_name}! Ya estamos preparando tu pedido.",
+        "testimonial": "«Llegó rápido y es tal cual las fotos. ¡Voy a volver a comprar!», nos "
+                       "escribió una clienta esta semana. Tu carrito te espera, {first_name}: "
+                       "{url}",
+        "last_chance": "{first_name}, tu carrito está por vencer. Última oportunidad: con el "
+                       "código {code} lo terminas aquí: {url}",
         "customer": "cliente",
     },
     "pt": {
@@ -148,6 +191,11 @@ TEXTS = {
         "reminder": "Olá, {first_name}. Seu carrinho continua salvo: {url}\n"
                     "Para ajudar na decisão, use o cupom {code} (válido para uma compra).",
         "thanks": "Obrigado pela sua compra, {first_name}! Já estamos preparando seu pedido.",
+        "testimonial": "«Chegou rápido e é igual às fotos. Vou comprar de novo!», nos escreveu "
+                       "uma cliente esta semana. Seu carrinho está esperando, {first_name}: "
+                       "{url}",
+        "last_chance": "{first_name}, seu carrinho está quase expirando. Última chance: com o "
+                       "cupom {code} você finaliza aqui: {url}",
         "customer": "cliente",
     },
     "en": {
@@ -176,6 +224,11 @@ TEXTS = {
         "reminder": "Hi {first_name}. Your cart is still saved: {url}\n"
                     "To help you decide, use the code {code} (valid for one order).",
         "thanks": "Thank you for your order, {first_name}! We are already preparing it.",
+        "testimonial": "\"Arrived fast and looks just like the photos. I'll be back!\" a "
+                       "customer wrote to us this week. Your cart is waiting, {first_name}: "
+                       "{url}",
+        "last_chance": "{first_name}, your cart is about to expire. Last chance: the code "
+                       "{code} still works here: {url}",
         "customer": "there",
     },
 }
@@ -188,6 +241,8 @@ FLOW = Flow(
     templates={
         "interested": "cart_recovery_interested",
         "reminder": "cart_recovery_reminder",
+        "testimonial": "cart_recovery_testimonial",
+        "last_chance": "cart_recovery_last_chance",
         "thanks": "cart_recovery_thanks",
     },
     receives_messages=True,
@@ -204,6 +259,8 @@ FLOW = Flow(
         "reason": "record",
         "thanks_reason": "send",
         "thanks": "send",
+        "testimonial": "send",
+        "last_chance": "send",
     },
     edges=(
         ("started", "interested", "cart.abandoned"),
@@ -221,9 +278,24 @@ FLOW = Flow(
         ("reminder", "why", "no"),
         ("reminder", "thanks", "order.placed"),
         ("reminder", "exit:no_reply", "48 h"),
+        ("reminder", "testimonial", "48 h + 1 day, full"),
         ("link", "faq", "writes"),
         ("link", "thanks", "order.placed"),
         ("link", "exit:link_sent", "24 h"),
+        ("link", "testimonial", "24 h + 1 day, full"),
+        ("link", "last_chance", "24 h + 2 days, full, after the testimonial"),
+        ("testimonial", "link", "yes"),
+        ("testimonial", "question", "a question"),
+        ("testimonial", "faq", "writes"),
+        ("testimonial", "why", "no"),
+        ("testimonial", "thanks", "order.placed"),
+        ("testimonial", "last_chance", "2 days"),
+        ("last_chance", "link", "yes"),
+        ("last_chance", "question", "a question"),
+        ("last_chance", "faq", "writes"),
+        ("last_chance", "why", "no"),
+        ("last_chance", "thanks", "order.placed"),
+        ("last_chance", "exit:last_chance", "24 h"),
         ("question", "faq", "FAQ answer"),
         ("question", "question", "yes, more"),
         ("question", "handoff_notice", "unsure"),
@@ -239,7 +311,8 @@ FLOW = Flow(
         ("thanks_reason", "exit:declined"),
         ("thanks", "exit:purchased"),
     ),
-    description="Abandoned checkout: ask, answer questions, one reminder with a code.",
+    description="Abandoned checkout: ask, answer questions, one reminder with a code (with "
+                "CART_RECOVERY_FULL: a testimonial and a last chance).",
 )
 
 ASK_TIMEOUT = hours(24)
@@ -247,9 +320,16 @@ LISTEN_AFTER_LINK = hours(24)
 LISTEN_AFTER_REMINDER = hours(48)
 MAX_ANSWERS = 3
 MAX_RUN = days(5)
+# The fuller sequence (CART_RECOVERY_FULL): the waits before and after its two messages.
+TESTIMONIAL_AFTER = days(1)
+LAST_CHANCE_AFTER = days(2)
+LISTEN_AFTER_LAST_CHANCE = hours(24)
+FOLLOW_UPS = ("testimonial", "last_chance")  # in order; each sent at most once per run
 # The waits a store may change (flow settings file, [flows.cart_recovery.timings]).
 TIMINGS = {"ask_timeout": ASK_TIMEOUT, "listen_after_link": LISTEN_AFTER_LINK,
-           "listen_after_reminder": LISTEN_AFTER_REMINDER, "max_run": MAX_RUN}
+           "listen_after_reminder": LISTEN_AFTER_REMINDER, "max_run": MAX_RUN,
+           "testimonial_after": TESTIMONIAL_AFTER, "last_chance_after": LAST_CHANCE_AFTER,
+           "listen_after_last_chance": LISTEN_AFTER_LAST_CHANCE}
 
 # What a typed reply means (normalised: lower case, no accents or punctuation).
 INTERESTED = {
@@ -314,6 +394,75 @@ def listen(c: Any, phase: str, wait: str) -> None:
     """Stay open for the customer's messages for the timing ``wait``, then end quietly."""
     c.s.phase = phase
     after(c, timing(c, wait, TIMINGS[wait]), {"type": "cart.quiet", "phase": phase}, key="quiet")
+
+
+def full(c: Any) -> bool:
+    """The store switched the fuller sequence on (``CART_RECOVERY_FULL``)."""
+    return bool(config(c, "cart_recovery_full", False))
+
+
+def max_run(c: Any) -> float:
+    """How long a run may last: ``max_run``, plus the waits the fuller sequence adds.
+
+    Without the addition the safety net (5 days) would end a silent run
+    before its last chance (7 days in); a store that changes a wait moves
+    the net with it.
+    """
+    extra = ("testimonial_after", "last_chance_after", "listen_after_last_chance")
+    added = sum(timing(c, name, TIMINGS[name]) for name in extra) if full(c) else 0.0
+    return timing(c, "max_run", MAX_RUN) + added
+
+
+def follow_up(c: Any) -> bool:
+    """With the fuller sequence, wait for its next message not sent yet; False: none left.
+
+    Called where a run would end without a purchase (no reply to the
+    reminder, silence after the link). The testimonial comes
+    ``testimonial_after`` later, the last chance ``last_chance_after`` later.
+    """
+    if not full(c):
+        return False
+    upcoming = next((name for name in FOLLOW_UPS if name not in (c.s.followed or [])), None)
+    if upcoming is None:
+        return False
+    wait_for(c, upcoming, f"before_{upcoming}")
+    return True
+
+
+def wait_for(c: Any, upcoming: str, phase: str) -> None:
+    """Send ``upcoming`` after its wait, unless a reply or another step changes the phase."""
+    c.s.phase = phase
+    after(c, timing(c, f"{upcoming}_after", TIMINGS[f"{upcoming}_after"]),
+          {"type": "cart.follow_up", "phase": phase, "next_step": upcoming}, key="quiet")
+
+
+def sent_follow_up(c: Any, name: str) -> None:
+    c.s.followed = [*(c.s.followed or []), name]
+
+
+def send_testimonial(c: Any) -> None:
+    """Another customer's words and the link; the last chance comes next."""
+    sent_follow_up(c, "testimonial")
+    send(c, say(c, TEXTS, "testimonial", url=c.s.url), step="testimonial",
+         template=(FLOW.templates["testimonial"], [template_name(c, TEXTS), c.s.url]))
+    wait_for(c, "last_chance", "testimonial")
+
+
+def send_last_chance(c: Any) -> None:
+    """The reminder's code again (or one issued now), the link; listen, then end."""
+    sent_follow_up(c, "last_chance")
+    code = str(c.s.code or "") or issue_code(c, "cart")
+    c.s.code = code
+    send(c, say(c, TEXTS, "last_chance", url=c.s.url, code=code), step="last_chance",
+         template=(FLOW.templates["last_chance"], [template_name(c, TEXTS), code, c.s.url]))
+    listen(c, "last_chance", "listen_after_last_chance")
+
+
+def quiet_exit(phase: str) -> Literal["no_reply", "link_sent", "last_chance"]:
+    """How a run ends after listening in ``phase`` without a reply."""
+    if phase == "reminded":
+        return "no_reply"
+    return "last_chance" if phase == "last_chance" else "link_sent"
 
 
 def ask_timeout(c: Any) -> float:
@@ -386,7 +535,7 @@ with ruleset(FLOW.name):
         first = c.s.checkouts is None
         remember_cart(c)
         if first:
-            after(c, timing(c, "max_run", MAX_RUN), {"type": "cart.expired"}, key="expire")
+            after(c, max_run(c), {"type": "cart.expired"}, key="expire")
             ask_interested(c)
 
     @when_all((m.type == "timeout") & (m.question == "interested"))
@@ -411,8 +560,21 @@ with ruleset(FLOW.name):
 
     @when_all(m.type == "cart.quiet")
     def quiet(c):
-        if c.m.phase == c.s.phase:
-            exit_flow(c, "no_reply" if c.s.phase == "reminded" else "link_sent")
+        if c.m.phase != c.s.phase:
+            return
+        if c.s.phase != "last_chance" and follow_up(c):
+            return
+        ending = quiet_exit(str(c.s.phase))
+        exit_flow(c, ending)
+
+    @when_all(m.type == "cart.follow_up")
+    def follow_up_due(c):
+        if c.m.phase != c.s.phase:
+            return  # a reply or another step came first
+        if c.m.next_step == "testimonial":
+            send_testimonial(c)
+        else:
+            send_last_chance(c)
 
     @when_all(m.type == "cart.expired")
     def expired(c):

@@ -46,6 +46,14 @@ Decisions:
       ``buyer_accepts_sms`` / an order's or checkout's
       ``buyer_accepts_marketing`` count when the customer object has no
       consent (True only: an unticked box is no opt-out).
+    * Birthdays: Shopify customers have no birthday field. A store keeps it
+      in a customer metafield, the standard ``facts.birth_date`` or its own
+      (any namespace, key ``birthday``, ``birth_date`` or ``date_of_birth``),
+      which ``customers/create`` and ``customers/update`` carry in a
+      ``metafields`` list when the webhook subscription names the namespace
+      (``metafieldNamespaces``). A ``YYYY-MM-DD`` or ``--MM-DD`` value
+      becomes the customer's ``birthday``; any other value is ignored
+      (``store_events.birthdays``).
     * ``occurred_at``: ``created_at`` for the create topics, ``updated_at``
       for update and fulfilled topics (so ``checkouts/update`` restarts the
       abandonment countdown from the shopper's last activity), falling back
@@ -109,6 +117,7 @@ from store_events.base import (
     require_header,
     validation_message,
 )
+from store_events.birthdays import from_shopify_metafields
 from store_events.generic import build_data
 
 if TYPE_CHECKING:
@@ -149,6 +158,7 @@ class Customer(StoreModel):
     default_address: Address | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    metafields: Any = None  # read leniently (store_events.birthdays): never a 400
 
 
 class LineItem(StoreModel):
@@ -490,6 +500,9 @@ class ShopifyAdapter:
         _add_customer(profile, customer)
         _add_address(profile, customer.default_address)
         info = profile.build(customer.id, customer.locale)
+        birthday = from_shopify_metafields(customer.metafields)
+        if birthday is not None:
+            info = info.model_copy(update={"birthday": birthday})
         if context.topic == "customers/create":
             event_type = "customer.created"
             when = context.when(("created_at", customer.created_at),

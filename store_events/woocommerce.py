@@ -42,6 +42,12 @@ Decisions:
     * Consent: WooCommerce core has no per-channel marketing consent, so
       ``consents`` stays empty; consent has to come from a generic event or
       from the customer opting in.
+    * Birthdays: WooCommerce core has none; birthday plugins keep it in the
+      customer's ``meta_data`` (``[{"id", "key", "value"}]``) under
+      ``birthday``, ``birth_date``, ``date_of_birth`` or
+      ``billing_birth_date``. A ``YYYY-MM-DD`` or ``--MM-DD`` value becomes
+      the customer's ``birthday``; any other is ignored
+      (``store_events.birthdays``).
     * Phones are read with the billing (or shipping) country as the region,
       so a national number typed in a foreign address still parses.
     * ``occurred_at`` comes from the payload's ``*_gmt`` dates (UTC without
@@ -103,6 +109,7 @@ from store_events.base import (
     require_header,
     validation_message,
 )
+from store_events.birthdays import from_woocommerce_meta
 from store_events.generic import build_data
 
 if TYPE_CHECKING:
@@ -175,6 +182,7 @@ class Customer(StoreModel):
     shipping: Address = Field(default_factory=Address)
     date_created_gmt: datetime | None = None
     date_modified_gmt: datetime | None = None
+    meta_data: Any = None  # read leniently (store_events.birthdays): never a 400
 
 
 def _ping_id(body: bytes) -> str | None:
@@ -336,4 +344,8 @@ class WooCommerceAdapter:
             event_type = "customer.updated"
             when = _when(("date_modified_gmt", customer.date_modified_gmt),
                          ("date_created_gmt", customer.date_created_gmt))
-        return self._event(event_id, event_type, profile.build(customer.id), {}, when, topic)
+        info = profile.build(customer.id)
+        birthday = from_woocommerce_meta(customer.meta_data)
+        if birthday is not None:
+            info = info.model_copy(update={"birthday": birthday})
+        return self._event(event_id, event_type, info, {}, when, topic)

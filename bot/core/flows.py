@@ -63,6 +63,10 @@ class Flow:
             its flows (``FLOWS`` unset). The library's optional flows (welcome
             series, reactivation...) are off until a store names them, so a
             new version never starts messaging customers unasked.
+        replaces: flows this one stands in for (the birthday series for the
+            one-message birthday greeting); when both are chosen the replaced
+            one is left out (``bot.infra.flow_config.select_flows``), so a
+            store that switches on the fuller flow never gets both.
     """
 
     name: str
@@ -76,6 +80,7 @@ class Flow:
     steps: dict[str, StepKind] = field(default_factory=dict)
     edges: tuple[Edge, ...] = ()
     on_by_default: bool = True
+    replaces: tuple[str, ...] = ()
 
     def mermaid(self) -> str:
         """The flow's diagram as a Mermaid block, for its module's docstring."""

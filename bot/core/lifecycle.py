@@ -6,6 +6,13 @@
   one). A checkout whose time has passed on arrival is abandoned at once.
 - ``customer.birthday``: a wait at 10:00 on the customer's next birthday in
   their own timezone, renewed every year.
+- ``customer.birthday_soon``: a wait at 10:00 local ``birthday_notice_days``
+  days before the next birthday, renewed every year, with the birthday it
+  announces (``{"type": "customer.birthday_soon", "on": "YYYY-MM-DD"}``).
+  Only when a flow starts on it (the birthday series; the policy's
+  ``birthday_notice_days`` is 0 otherwise, and no wait is kept). A birthday
+  closer than the notice gets next year's notice: that year the day's
+  ``customer.birthday`` starts the run itself.
 - ``customer.inactive``: a wait ``INACTIVE_AFTER_DAYS`` after the last order
   (or sign-up), pushed back by every order.
 - ``customer.sunset``: a wait ``SUNSET_AFTER_DAYS`` after the last order or
@@ -36,6 +43,7 @@ class TriggerPolicy:
     inactive_after_days: int = 90
     sunset_after_days: int = 180
     default_timezone: str = "America/Argentina/Buenos_Aires"
+    birthday_notice_days: int = 0  # 0: no customer.birthday_soon (no flow starts on it)
 
 
 def on_store_event(doc: Doc, event: dict[str, Any], now: datetime,
@@ -98,9 +106,14 @@ def _zone(doc: Doc, policy: TriggerPolicy) -> ZoneInfo:
 
 
 def parse_birthday(value: str) -> tuple[int, int] | None:
-    """(month, day) from ``YYYY-MM-DD`` or ``--MM-DD``; None when malformed."""
+    """(month, day) from ``YYYY-MM-DD`` or ``--MM-DD``; None when malformed.
+
+    A day no year has ("--13-45", "1990-02-30") is malformed too: scheduling
+    it would fail every decision of the customer.
+    """
     try:
         _, month, day = value.rsplit("-", 2)
+        date(2000, int(month), int(day))  # 2000: a leap year, so 29 February is a day
         return int(month), int(day)
     except ValueError:
         return None
@@ -129,6 +142,7 @@ def schedule_lifecycle(doc: Doc, now: datetime, policy: TriggerPolicy) -> None:
         current = next((w for w in doc.get("waits", []) if w["id"] == "birthday"), None)
         if current is None or current["due"] != due:
             waits.schedule(doc, "birthday", due, {"type": "customer.birthday"})
+    _schedule_notice(doc, parsed, now, policy)
     last_order = doc.get("last_order_at") or doc.get("created_at") or now
     _schedule_once(doc, "inactive", last_order + timedelta(days=policy.inactive_after_days),
                    "customer.inactive")
@@ -137,6 +151,34 @@ def schedule_lifecycle(doc: Doc, now: datetime, policy: TriggerPolicy) -> None:
     last_seen = max(seen, default=now)
     _schedule_once(doc, "sunset", last_seen + timedelta(days=policy.sunset_after_days),
                    "customer.sunset")
+
+
+def birthday_notice(month: int, day: int, now: datetime, zone: ZoneInfo,
+                    notice_days: int) -> tuple[datetime, date]:
+    """(when, the birthday it announces): 10:00 local ``notice_days`` before the next
+    birthday whose notice is still ahead; a birthday closer than that: next year's."""
+    birthday = next_birthday(month, day, now, zone)
+    while True:
+        local_day = birthday.astimezone(zone).date()
+        notice = datetime.combine(local_day - timedelta(days=notice_days), BIRTHDAY_HOUR,
+                                  tzinfo=zone).astimezone(now.tzinfo)
+        if notice > now:
+            return notice, local_day
+        birthday = next_birthday(month, day, birthday, zone)
+
+
+def _schedule_notice(doc: Doc, parsed: tuple[int, int] | None, now: datetime,
+                     policy: TriggerPolicy) -> None:
+    """Keep the ``birthday_soon`` wait in step with the birthday (or drop it when off)."""
+    current = next((w for w in doc.get("waits", []) if w["id"] == "birthday_soon"), None)
+    if not parsed or policy.birthday_notice_days <= 0:
+        if current is not None:
+            waits.cancel(doc, "birthday_soon")
+        return
+    due, day_of = birthday_notice(*parsed, now, _zone(doc, policy), policy.birthday_notice_days)
+    event = {"type": "customer.birthday_soon", "on": day_of.isoformat()}
+    if current is None or current["due"] != due or current["event"] != event:
+        waits.schedule(doc, "birthday_soon", due, event)
 
 
 def _schedule_once(doc: Doc, wait_id: str, due: datetime, event_type: str) -> None:

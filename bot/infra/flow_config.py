@@ -404,12 +404,29 @@ def load_flow_config(settings: Settings, extra: Iterable[Flow] = ()) -> FlowConf
     return _built(model)
 
 
+def without_replaced(flows: dict[str, Flow]) -> dict[str, Flow]:
+    """``flows`` less every flow that another of them replaces (``Flow.replaces``).
+
+    The birthday series stands in for the one-message birthday greeting,
+    which is on by default: a store that switches the series on would
+    otherwise greet its customers twice on the day.
+    """
+    kept = dict(flows)
+    for flow in flows.values():
+        for name in flow.replaces:
+            if name in kept and name != flow.name:
+                del kept[name]
+                log.info("flow %r is left out: flow %r replaces it", name, flow.name)
+    return kept
+
+
 def select_flows(settings: Settings) -> dict[str, Flow]:
     """The flows that run: ``FLOWS`` when set; else the file's switches over the defaults.
 
     Precedence: ``FLOWS`` (the modules to load) wins over the file's
     ``enabled``; without it, the flows on by default, plus those the file
-    switches on, minus those it switches off.
+    switches on, minus those it switches off. Last, a chosen flow that
+    replaces another (``Flow.replaces``) leaves that one out.
 
     Raises:
         FlowConfigError: the file is bad (see :func:`load_flow_config`).
@@ -430,6 +447,7 @@ def select_flows(settings: Settings) -> dict[str, Flow]:
                     flows[name] = every[name].flow
                 else:
                     flows.pop(name, None)
+    flows = without_replaced(flows)
     if settings.double_opt_in and package == "rules" and "double_opt_in" not in flows:
         # A store opt-in would wait for a confirmation nobody asks for, forever.
         raise FlowSelectionError(

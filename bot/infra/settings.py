@@ -162,6 +162,21 @@ class Settings(BaseSettings):
         default=15, ge=1, description="reactivation: days from the last offer to the sunset")
     back_in_stock_reminder_days: float = Field(default=2, gt=0)
     back_in_stock_last_chance_days: float = Field(default=5, gt=0)
+    # The sunset's last chance and goodbye (rules/sunset.py): off, the flow is as it was.
+    sunset_last_chance: bool = Field(
+        default=False, description="sunset: before pausing marketing for want of an answer, "
+                                   "a last-chance question and then a goodbye notice")
+    # Cart recovery's fuller sequence (rules/cart_recovery.py): off, the flow is as it was.
+    cart_recovery_full: bool = Field(
+        default=False, description="cart recovery: after the reminder or the link, a "
+                                   "testimonial and a last chance (LinkPort's five messages)")
+    # The birthday series (rules/birthday_series.py, off by default; it replaces birthday).
+    birthday_notice_days: int = Field(
+        default=7, ge=1, le=90, description="birthday series: days before the birthday for the "
+                                           "notice that a gift is coming (10:00 local)")
+    birthday_reminder_days: float = Field(
+        default=3, gt=0, description="birthday series: days after the greeting for the code "
+                                     "reminder when nothing was bought")
 
     @field_validator("mongodb_uri")
     @classmethod
@@ -256,6 +271,8 @@ class Settings(BaseSettings):
             "reactivation_sunset_days": self.reactivation_sunset_days,
             "back_in_stock_reminder_days": self.back_in_stock_reminder_days,
             "back_in_stock_last_chance_days": self.back_in_stock_last_chance_days,
+            "sunset_last_chance": self.sunset_last_chance,
+            "cart_recovery_full": self.cart_recovery_full,
             "cart_abandon_after": self.cart_abandon_after,
             "business_hours": self.business_hours,
             "store_timezone": self.store_timezone,
@@ -274,6 +291,8 @@ class Settings(BaseSettings):
             "best_customer_threshold": str(self.best_customer_threshold),
             "best_customer_currency": self.best_customer_currency.upper(),
             "best_customer_delay_days": self.best_customer_delay_days,
+            "birthday_notice_days": self.birthday_notice_days,
+            "birthday_reminder_days": self.birthday_reminder_days,
         }
 
     @property

@@ -72,11 +72,20 @@ def decision_context(settings: Settings, channels: Mapping[str, ChannelTraits],
         trigger_policy=TriggerPolicy(abandon_after=settings.cart_abandon_after,
                                      inactive_after_days=settings.inactive_after_days,
                                      sunset_after_days=settings.sunset_after_days,
-                                     default_timezone=settings.default_timezone),
+                                     default_timezone=settings.default_timezone,
+                                     birthday_notice_days=notice_days(settings, flows)),
         code_pattern=settings.discount_pattern,
         agent_idle_release=settings.agent_idle_release,
         flow_settings={**settings.flow_settings(), OVERRIDES: config.overrides},
     )
+
+
+def notice_days(settings: Settings, flows: dict[str, Flow]) -> int:
+    """``BIRTHDAY_NOTICE_DAYS`` when a flow starts on ``customer.birthday_soon``, else 0:
+    a store without the birthday series keeps no notice wait on its customers."""
+    if any("customer.birthday_soon" in flow.triggers for flow in flows.values()):
+        return settings.birthday_notice_days
+    return 0
 
 
 class Runtime:

@@ -125,7 +125,8 @@ BAD = [
      "[flows.cart_recovery.timings] ask_timeout: -5 must be between 0 and 5 years"),
     ("unknown timing", '[flows.cart_recovery.timings]\nask_timeot = "2h"',
      "[flows.cart_recovery.timings] ask_timeot: not a timing of flow 'cart_recovery' "
-     "(its timings: ask_timeout, listen_after_link, listen_after_reminder, max_run)"),
+     "(its timings: ask_timeout, last_chance_after, listen_after_last_chance, "
+     "listen_after_link, listen_after_reminder, max_run, testimonial_after)"),
     ("unknown step", '[flows.cart_recovery.steps.remind.send_window]\nat = "10:00"',
      "[flows.cart_recovery.steps.remind]: not a step of flow 'cart_recovery' (its steps: "),
     ("unknown key", "[flows.cart_recovery]\nenable = false",
