@@ -62,6 +62,7 @@ from store_events.base import (
     load_json_object,
     validation_message,
 )
+from store_events.birthdays import iso_birthday
 from store_events.phones import normalize_email, normalize_phone
 
 if TYPE_CHECKING:
@@ -226,6 +227,14 @@ class GenericCustomer(_Strict):
     birthday: str | None = Field(default=None, pattern=r"^(\d{4}-\d{2}-\d{2}|--\d{2}-\d{2})$")
     consents: dict[str, StatedConsent] = Field(default_factory=dict)  # true, false, "pending"
     consent_at: datetime | None = Field(default=None, strict=False)
+
+    @field_validator("birthday")
+    @classmethod
+    def _real_day(cls, value: str | None) -> str | None:
+        """A day the calendar has: "1990-02-30" would fail every later decision."""
+        if value is not None and iso_birthday(value) is None:
+            raise ValueError(f"{value!r} is not a real day (YYYY-MM-DD or --MM-DD)")
+        return value
 
     @field_validator("timezone")
     @classmethod
