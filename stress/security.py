@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import server
+from stress.harness import RUN_LOGS, RunLogs
 from stress.inprocess import Running, app_routes, running
 from stress.report import Row
 from tests.support.app import (
@@ -347,6 +348,31 @@ def _redact(found: list[str], line: str | None = None) -> str:
     return line
 
 
+# The customers' numbers of the crash, fault and load traffic (``stress.harness.Traffic``):
+# any of them whole, with or without "+", is a leak; a masked one is not.
+TRAFFIC_PHONE = re.compile(r"(?<!\d)\+?54911\d{8}(?!\d)")
+
+
+def check_run_logs(logs: RunLogs = RUN_LOGS) -> tuple[Result, int, int]:
+    """The other parts' server logs (INFO) searched for their secrets and full phone numbers.
+
+    Returns the result, the files and the lines read. The crash, fault and
+    load parts run before this one and leave every server's log in
+    :data:`stress.harness.RUN_LOGS`; run alone, there is nothing to read.
+    """
+    result = Result()
+    files = logs.files()
+    lines = 0
+    for path in files:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            lines += 1
+            found = [s for s in logs.secrets if s in line]
+            phones = TRAFFIC_PHONE.findall(line)
+            result.expect(not found and not phones,
+                          f"{path.name}: {_redact(found + phones, line)[:300]}")
+    return result, len(files), lines
+
+
 # -- console: cross-site form posts -------------------------------------------------------
 
 
@@ -414,6 +440,14 @@ async def _run_async(mongo_uri: str) -> list[Row]:
         Row(f"security: secrets or full phone numbers in INFO logs ({lines} service lines)",
             str(len(logs.failures)), "0", not logs.failures),
     ]
+    run_logs, files, run_lines = check_run_logs()
+    if files:
+        rows.append(Row(f"security: secrets or full phone numbers in the whole run's server "
+                        f"logs at INFO ({files} logs, {run_lines} lines)",
+                        str(len(run_logs.failures)), "0", not run_logs.failures))
+    else:
+        rows.append(Row("security: the whole run's server logs", "none (no server part ran "
+                        "before this one)", "", None))
     if console is None:
         rows.append(Row("security: console refuses cross-site form posts",
                         "not applicable until the console lands", "", None))

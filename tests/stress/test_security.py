@@ -6,9 +6,12 @@ comparisons from the source, the log lines a scenario at INFO produced.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stress import security
+from stress.harness import RunLogs
 from stress.inprocess import running
 
 
@@ -49,3 +52,20 @@ def test_the_ast_check_flags_an_equality_on_a_signature() -> None:
         "    if token != '': pass\n"
         "    if kind == 'token': pass\n", "x.py")
     assert len(flagged) == 1 and "expected_signature" in flagged[0]
+
+
+def test_the_run_log_check_finds_a_secret_and_a_whole_number_but_not_a_masked_one(
+        tmp_path: Path) -> None:
+    logs = RunLogs(tmp_path)
+    logs.secrets.add("tok-123456")
+    (tmp_path / "a-server.log").write_text(
+        "INFO bot.runtime.sender: sent to +54911****0042\n"
+        "INFO x: seq 17645491100000042123 is no phone\n", encoding="utf-8")
+    clean, files, lines = security.check_run_logs(logs)
+    assert (clean.failures, files, lines) == ([], 1, 2)
+    (tmp_path / "b-server.log").write_text(
+        "INFO x: calling with tok-123456\nINFO y: message from 5491100000042\n",
+        encoding="utf-8")
+    leaky, _, _ = security.check_run_logs(logs)
+    assert len(leaky.failures) == 2
+    assert all("tok-123456" not in failure for failure in leaky.failures)  # named, not shown

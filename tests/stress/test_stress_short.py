@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stress import crash, faults, load
+from stress import crash, faults, load, security
 from stress.report import Row, print_table
 
 pytestmark = pytest.mark.slow
@@ -29,6 +29,10 @@ def must_be_zero(rows: list[Row]) -> list[Row]:
 async def test_crash_trials_lose_nothing_and_send_nothing_twice() -> None:
     rows = await crash.run_async(short=True, seed=17, counts={"all": 3})
     assert must_be_zero(rows) == []
+    # The servers logged at INFO all along: no secret and no whole phone number.
+    leaks, files, lines = security.check_run_logs()
+    assert files and lines, "the trials' servers left no logs"
+    assert leaks.failures == []
 
 
 async def test_a_paused_database_answers_503_and_everything_resumes() -> None:
