@@ -28,7 +28,8 @@ InboxKind = Literal["event", "fanout", "message", "receipt", "agent", "send_fail
 """What an inbox item is (``bot.runtime.inbox``).
 
 - ``event``: a store event for one customer; ``fanout``: a store event
-  (``product.back_in_stock``) still to be expanded to every interested customer;
+  (``product.back_in_stock``) still to be expanded to every interested customer,
+  or a store-wide one the catalog learns from (``bot.runtime.catalog``);
 - ``message``: a customer's message on a channel;
 - ``receipt``: a provider's delivery receipt for a message we sent (sent,
   delivered, read, failed); it updates the timeline and is never decided;

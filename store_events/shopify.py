@@ -15,10 +15,13 @@ returns None):
 * ``customers/update`` -> ``customer.updated``
 * ``customers_marketing_consent/update`` -> ``customer.updated`` (SMS consent)
 * ``customers_email_marketing_consent/update`` -> ``customer.updated`` (email consent)
-* ``products/update`` -> ``product.back_in_stock`` when a variant's stock went from
-  0 (or less) to more than 0; any other product update is ignored
-* ``inventory_levels/update`` -> ``product.back_in_stock`` when ``available`` > 0
-  (see the decisions for what this one can and cannot say)
+* ``products/create``, ``products/update`` -> ``product.catalog`` (the store
+  catalog: each variant's inventory item, SKU and quantity), and also
+  ``product.back_in_stock`` when an update shows a variant's stock went from
+  0 (or less) to more than 0
+* ``inventory_levels/update`` -> ``product.inventory_level``, which the
+  fan-out turns into ``product.back_in_stock`` when the catalog says it is a
+  restock (see the decisions)
 
 Decisions:
     * ``checkout_id`` is the checkout's ``token``, not its numeric ``id``:
@@ -72,25 +75,38 @@ Decisions:
       product (viewed it, had it in a cart) and to no store customer.
       ``products/update`` is a restock when some variant has
       ``inventory_quantity`` > 0 and ``old_inventory_quantity`` <= 0: the
-      payload's only trace of the quantity before. A payload without
-      ``old_inventory_quantity`` cannot tell a restock from any other edit
-      and is ignored, so customers are never told "it is back" about a
-      product that never left. The event has ``product_id``, the first
+      payload's only trace of the quantity before. Shopify deprecated that
+      field; a variant without it is judged by the fan-out against the
+      catalog's previous quantity instead (``bot.runtime.catalog``), and an
+      unknown previous quantity is no restock, so customers are never told
+      "it is back" about a product that never left. The event has
+      ``product_id``, the first
       restocked variant's ``sku`` and ``variant_id``, ``title``,
       ``category`` (``product_type``) and ``url``
       (``https://<X-Shopify-Shop-Domain>/products/<handle>``, which redirects
       to the shop's own domain); its id is
       ``shopify:product.back_in_stock:<product id>:<updated_at>``, so the
       repeats Shopify sends for one change count once.
+    * The catalog. ``products/create`` and ``products/update`` always give a
+      store-wide ``product.catalog`` event (``product_id``, ``title``,
+      ``category``, ``url`` as above, and ``variants``: ``variant_id``,
+      ``sku``, ``inventory_item_id``, ``inventory_quantity``,
+      ``old_inventory_quantity``), id
+      ``shopify:product.catalog:<product id>:<updated_at>``; the fan-out
+      keeps one catalog document per inventory item. ``products/create`` is
+      never a restock itself: a new product has not come back.
     * ``inventory_levels/update`` names an inventory item at a location and
       its ``available`` quantity, neither the product nor the quantity
-      before. It maps to ``product.back_in_stock`` with
-      ``inventory_item_id``, ``location_id`` and ``available`` when
-      ``available`` > 0, but with no ``product_id`` or ``sku`` the fan-out,
-      which finds customers by those, reaches nobody: a store that wants
-      restock messages relies on ``products/update`` (or posts
-      ``product.back_in_stock`` with the product to ``POST /events``). Its
-      id is ``shopify:inventory_level:<item>:<location>:<updated_at>``.
+      before. It maps to the store-wide ``product.inventory_level`` with
+      ``inventory_item_id``, ``location_id`` and ``available``, whatever the
+      quantity (a 0 is what lets a later level be a restock; a null
+      ``available``, an untracked item, is ignored). The fan-out looks the
+      item up in the catalog: known out of stock before and in stock now is
+      a restock, fanned out as ``product.back_in_stock`` with the catalog's
+      product; 5 -> 7, an item no product webhook has named, or one whose
+      stock before is unknown tell nobody (the inbox item is done with a
+      ``note``). Its id is
+      ``shopify:inventory_level:<item>:<location>:<updated_at>``.
 """
 
 from __future__ import annotations
@@ -214,6 +230,9 @@ class Order(Purchase):
 class Variant(StoreModel):
     id: IdStr | None = None
     sku: str | None = None
+    # What ``inventory_levels/update`` names instead of the variant (REST ProductVariant,
+    # https://shopify.dev/docs/api/admin-rest/2025-10/resources/product-variant).
+    inventory_item_id: IdStr | None = None
     inventory_quantity: int | None = None
     old_inventory_quantity: int | None = None
 
@@ -344,7 +363,8 @@ class ShopifyAdapter:
             "customers/update": self._customer,
             "customers_marketing_consent/update": self._sms_consent,
             "customers_email_marketing_consent/update": self._email_consent,
-            "products/update": self._product_restocked,
+            "products/create": self._product,
+            "products/update": self._product,
             "inventory_levels/update": self._inventory_level,
         }
 
@@ -461,38 +481,60 @@ class ShopifyAdapter:
         return self._event(context, "order.fulfilled", customer, data, when,
                            f"shopify:order.fulfilled:{order.id}")
 
-    def _product_restocked(self, payload: dict[str, Any], context: _Context,
-                           ) -> list[StoreEvent] | None:
-        """``products/update`` whose variant went from no stock to some; None otherwise."""
+    def _store_wide(self, context: _Context, event_type: str, data: dict[str, Any],
+                    occurred_at: datetime, event_id: str) -> StoreEvent:
+        """A store-wide event the service keeps to itself (``product.catalog``,
+        ``product.inventory_level``): not a ``POST /events`` type, so its ``data`` is
+        built here from the validated payload rather than by ``build_data``."""
+        return StoreEvent(topic=context.topic, store_wide=True, id=event_id, type=event_type,
+                          occurred_at=occurred_at, customer=CustomerInfo(id=STORE_CUSTOMER),
+                          data=data, source="shopify")
+
+    def _product(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent]:
+        """``products/create`` or ``products/update``: the catalog entry, and the restock
+        an update shows (``old_inventory_quantity``; module docstring)."""
         product = _validate(Product, payload)
-        restocked = [v for v in product.variants
-                     if (v.inventory_quantity or 0) > 0
-                     and v.old_inventory_quantity is not None and v.old_inventory_quantity <= 0]
-        if not restocked:
-            return None
         when = context.when(("updated_at", product.updated_at),
                             ("created_at", product.created_at))
         url = (f"https://{context.shop}/products/{product.handle}"
                if context.shop and product.handle else None)
-        data = {"product_id": product.id, "sku": restocked[0].sku or None,
-                "variant_id": restocked[0].id, "title": product.title,
-                "category": (product.product_type or "").strip() or None, "url": url}
-        return self._event(context, "product.back_in_stock", CustomerInfo(id=STORE_CUSTOMER),
-                           data, when,
-                           f"shopify:product.back_in_stock:{product.id}:{when.isoformat()}")
+        category = (product.product_type or "").strip() or None
+        variants = [{"variant_id": v.id, "sku": v.sku or None,
+                     "inventory_item_id": v.inventory_item_id,
+                     "inventory_quantity": v.inventory_quantity,
+                     "old_inventory_quantity": v.old_inventory_quantity}
+                    for v in product.variants]
+        events = [self._store_wide(
+            context, "product.catalog",
+            {"product_id": product.id, "title": product.title, "category": category,
+             "url": url, "variants": variants},
+            when, f"shopify:product.catalog:{product.id}:{when.isoformat()}")]
+        restocked = [v for v in product.variants
+                     if (v.inventory_quantity or 0) > 0
+                     and v.old_inventory_quantity is not None and v.old_inventory_quantity <= 0]
+        if restocked and context.topic == "products/update":
+            data = {"product_id": product.id, "sku": restocked[0].sku or None,
+                    "variant_id": restocked[0].id, "title": product.title,
+                    "category": category, "url": url}
+            events += self._event(
+                context, "product.back_in_stock", CustomerInfo(id=STORE_CUSTOMER), data, when,
+                f"shopify:product.back_in_stock:{product.id}:{when.isoformat()}")
+        return events
 
     def _inventory_level(self, payload: dict[str, Any], context: _Context,
                          ) -> list[StoreEvent] | None:
-        """``inventory_levels/update`` with stock available; no product (module docstring)."""
+        """``inventory_levels/update`` -> ``product.inventory_level``, whatever the quantity:
+        the fan-out tells a restock from it with the catalog (module docstring)."""
         level = _validate(InventoryLevel, payload)
-        if (level.available or 0) <= 0:
-            return None
+        if level.available is None:
+            return None  # an untracked item: no quantity to learn from
         when = context.when(("updated_at", level.updated_at))
         data = {"inventory_item_id": level.inventory_item_id, "location_id": level.location_id,
                 "available": level.available}
-        return self._event(context, "product.back_in_stock", CustomerInfo(id=STORE_CUSTOMER),
-                           data, when, f"shopify:inventory_level:{level.inventory_item_id}:"
-                                       f"{level.location_id}:{when.isoformat()}")
+        return [self._store_wide(
+            context, "product.inventory_level", data, when,
+            f"shopify:inventory_level:{level.inventory_item_id}:{level.location_id}:"
+            f"{when.isoformat()}")]
 
     def _customer(self, payload: dict[str, Any], context: _Context) -> list[StoreEvent]:
         customer = _validate(Customer, payload)

@@ -124,6 +124,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "codes": [IndexModel([("customer", ASCENDING)], name="by_customer")],
     # Scheduled campaigns due for expansion (bot/runtime/campaigns.py).
     "campaigns": [IndexModel([("status", ASCENDING), ("at", ASCENDING)], name="status_at")],
+    # "catalog" (bot/runtime/catalog.py) is read by _id only: no index of its own.
 }
 
 
@@ -184,6 +185,11 @@ class Database:
     @property
     def campaigns(self) -> AsyncCollection[Doc]:
         return self._journaled("campaigns")
+
+    @property
+    def catalog(self) -> AsyncCollection[Doc]:
+        """One document per store inventory item (``bot.runtime.catalog``), read by ``_id``."""
+        return self._journaled("catalog")
 
     def unjournaled(self, name: str) -> AsyncCollection[Doc]:
         """Collection ``name`` written with ``w: 1`` and no ``j``.

@@ -37,6 +37,7 @@ from bot.infra.database import Database
 from bot.infra.flow_config import load_flow_config, select_flows
 from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings
+from bot.runtime import catalog
 from bot.runtime.campaigns import campaign_pass, next_campaign
 from bot.runtime.inbox import STOP_GRACE_SECONDS, Inbox, make_item
 from bot.runtime.pacing import Pacer
@@ -258,7 +259,8 @@ class Runtime:
     async def accept_store_event(self, event: StoreEvent, dedupe_id: str,
                                  raw: str | None = None) -> bool:
         customer = event.customer
-        kind: InboxKind = "fanout" if event.type == "product.back_in_stock" else "event"
+        # Store-wide product events (a restock, the catalog) are fanned out, never decided.
+        kind: InboxKind = "fanout" if event.type in catalog.FANOUT_TYPES else "event"
         item = make_item(
             dedupe_id=dedupe_id, kind=kind, source=event.source,
             keys=identity_keys(store_id=customer.id, phone=customer.phone, email=customer.email),
@@ -295,29 +297,46 @@ class Runtime:
     # ----------------------------------------------------------------- fan-out
 
     async def fanout_pass(self) -> int:
-        """Expand ``product.back_in_stock`` to every customer interested in the product."""
-        items = await self.db.inbox.find({"state": "pending", "kind": "fanout"}).to_list(10)
+        """Expand ``product.back_in_stock`` to every customer interested in the product.
+
+        Catalog events, and stock levels naming no product, go through the
+        catalog first (``bot.runtime.catalog``): it names the product and
+        tells a restock from any other change; an item with nothing to fan
+        out is done with a ``note`` saying why. Items go in arrival order,
+        since a level is judged against what came before it.
+        """
+        items = await self.db.inbox.find(
+            {"state": "pending", "kind": "fanout"}).sort("seq", 1).to_list(10)
         for item in items:
-            payload = item["payload"]
-            product = str(payload.get("data", {}).get("product_id")
-                          or payload.get("data", {}).get("sku") or "")
-            # A store-wide event (a product webhook) has no customer of its own to tell.
-            targets: list[Doc] = [] if payload.get("store_wide") else [make_item(
-                dedupe_id=f"{item['_id']}:self", kind="event", source=item["source"],
-                keys=item["keys"], payload=payload)]
-            if product:
-                async for doc in self.db.customers.find({"interests": product},
-                                                        {"store_id": 1}):
-                    event = {**payload, "customer": {"id": doc.get("store_id") or doc["_id"]}}
-                    targets.append(make_item(
-                        dedupe_id=f"{item['_id']}:{doc['_id']}", kind="event",
-                        source=item["source"], keys=[f"id:{doc['_id']}"], payload=event))
-                    if len(targets) >= FANOUT_PAGE:
-                        await insert_ignoring_duplicates(self.db.inbox, targets)
-                        targets = []
-            await insert_ignoring_duplicates(self.db.inbox, targets)
-            await self.db.inbox.update_one({"_id": item["_id"]}, {"$set": {"state": "done"}})
+            planned = await catalog.plan(self.db, item["payload"])
+            if planned.fan_out is not None:
+                await self._expand(item, planned.fan_out)
+            await catalog.apply(self.db, planned)
+            done: Doc = {"state": "done"} if planned.note is None else {
+                "state": "done", "note": planned.note}
+            await self.db.inbox.update_one({"_id": item["_id"]}, {"$set": done})
         return len(items)
+
+    async def _expand(self, item: Doc, payload: Doc) -> None:
+        """Give ``payload`` to every customer interested in its product (and to its own
+        customer, unless it is store-wide)."""
+        product = str(payload.get("data", {}).get("product_id")
+                      or payload.get("data", {}).get("sku") or "")
+        # A store-wide event (a product webhook) has no customer of its own to tell.
+        targets: list[Doc] = [] if payload.get("store_wide") else [make_item(
+            dedupe_id=f"{item['_id']}:self", kind="event", source=item["source"],
+            keys=item["keys"], payload=payload)]
+        if product:
+            async for doc in self.db.customers.find({"interests": product},
+                                                    {"store_id": 1}):
+                event = {**payload, "customer": {"id": doc.get("store_id") or doc["_id"]}}
+                targets.append(make_item(
+                    dedupe_id=f"{item['_id']}:{doc['_id']}", kind="event",
+                    source=item["source"], keys=[f"id:{doc['_id']}"], payload=event))
+                if len(targets) >= FANOUT_PAGE:
+                    await insert_ignoring_duplicates(self.db.inbox, targets)
+                    targets = []
+        await insert_ignoring_duplicates(self.db.inbox, targets)
 
 
 async def _wait(event: asyncio.Event) -> None:

@@ -363,7 +363,7 @@ async def test_missing_webhook_headers_are_400_naming_the_header(app: App) -> No
 # --- unknown topics are kept ------------------------------------------------------------
 
 IGNORED = [
-    ("/webhooks/shopify", load_fixture("shopify/products_update.json"), "products/update"),
+    ("/webhooks/shopify", load_fixture("shopify/products_update.json"), "products/delete"),
     ("/webhooks/woocommerce", load_fixture("woocommerce/order_updated_processing.json"),
      "order.updated"),
     ("/webhooks/woocommerce", load_fixture("woocommerce/customer_created.json"),

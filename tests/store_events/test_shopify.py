@@ -320,7 +320,7 @@ def test_email_marketing_consent_update_topic() -> None:
     assert event.occurred_at == datetime(2026, 11, 24, 10, 0, 6, 123456, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("topic", ["products/create", "orders/paid", "app/uninstalled",
+@pytest.mark.parametrize("topic", ["products/delete", "orders/paid", "app/uninstalled",
                                    "checkouts/delete", "carts/update"])
 def test_topics_not_handled_are_ignored(topic: str) -> None:
     assert deliver("products_update", topic=topic) is None
@@ -335,8 +335,15 @@ def restocked(old: int | None = 0, new: int = 12) -> dict[str, Any]:
     return payload
 
 
+def restock(events: list[StoreEvent] | None) -> StoreEvent | None:
+    """The restock among a product webhook's events (the other is its catalog entry)."""
+    assert events is not None
+    return next((e for e in events if e.type == "product.back_in_stock"), None)
+
+
 def test_products_update_from_no_stock_to_some_is_back_in_stock() -> None:
-    event = one(deliver("products_update", restocked(old=0, new=12)))
+    event = restock(deliver("products_update", restocked(old=0, new=12)))
+    assert event is not None
     assert event.type == "product.back_in_stock"
     assert event.id == "shopify:product.back_in_stock:8021456789012:2026-11-24T15:31:08+00:00"
     assert event.customer.id == "shopify:store"
@@ -345,25 +352,28 @@ def test_products_update_from_no_stock_to_some_is_back_in_stock() -> None:
         "product_id": "8021456789012", "sku": "MATE-IMP-NEG", "variant_id": "44123456789012",
         "title": "Mate imperial de calabaza", "category": "Mates",
         "url": "https://chasqui-demo.myshopify.com/products/mate-imperial"}
-    assert one(deliver("products_update", restocked(old=-2, new=1))).type == (
-        "product.back_in_stock")
+    assert restock(deliver("products_update", restocked(old=-2, new=1))) is not None
     # Any other product update is no restock: unchanged, more stock, still none, and a
     # payload without the quantity before (it cannot tell).
     for old, new in [(12, 12), (3, 12), (0, 0), (None, 12)]:
-        assert deliver("products_update", restocked(old=old, new=new)) is None, (old, new)
+        assert restock(deliver("products_update", restocked(old=old, new=new))) is None, (
+            old, new)
 
 
-def test_inventory_level_available_maps_what_it_can() -> None:
+def test_inventory_level_maps_what_it_can() -> None:
     event = one(deliver("inventory_levels_update"))
-    assert event.type == "product.back_in_stock"
+    assert event.type == "product.inventory_level"
     assert event.customer.id == "shopify:store"
-    # No product in this topic: the fan-out, which needs a product id or SKU, reaches nobody.
+    # No product in this topic: the fan-out names it from the catalog (bot.runtime.catalog).
     assert event.data == {"inventory_item_id": "46234567890123", "location_id": "65544149123",
                           "available": 6}
     assert event.id == ("shopify:inventory_level:46234567890123:65544149123:"
                         "2026-11-24T15:31:08+00:00")
+    # A level of 0 is kept too (a later restock is judged against it); no quantity is not.
     empty = {**fixture("inventory_levels_update"), "available": 0}
-    assert deliver("inventory_levels_update", empty) is None
+    assert one(deliver("inventory_levels_update", empty)).data["available"] == 0
+    untracked = {**fixture("inventory_levels_update"), "available": None}
+    assert deliver("inventory_levels_update", untracked) is None
 
 
 # --- malformed bodies ---------------------------------------------------------------------
