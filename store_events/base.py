@@ -330,6 +330,9 @@ def parse_timestamp(value: object, field: str) -> datetime:
 def _id_to_str(value: object) -> object:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, str) and not value.strip():
+        # An empty id names nobody: an input left with no key to find its customer by.
+        raise ValueError("an id must not be empty")
     return value
 
 

@@ -73,6 +73,7 @@ from bot.types import LEGACY_KINDS, Doc, inbox_kind
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
 BATCH = 500
+NO_IDENTITY = "no identity key (store id, phone, e-mail or chat) to find its customer by"
 CHUNK = 100  # customers per lease and commit write
 DOC_CACHE_SIZE = 5_000
 DUPLICATE_KEY = 11000
@@ -158,6 +159,11 @@ class Processor:
                                        result.counters if self.stats else None, self.report)
         groups: dict[str, list[Doc]] = {}
         for item in decisions:
+            if not item.get("keys"):
+                # Nobody to decide it for: failed on its own, never the whole pass
+                # (it used to raise in ``resolve`` and stop every pass after it).
+                result.failed[item["_id"]] = NO_IDENTITY
+                continue
             groups.setdefault(item["ckey"] or item["_id"], []).append(item)
         await self.prefetch_keys([group[0]["keys"] for group in groups.values()])
         work: dict[str, list[Doc]] = {}

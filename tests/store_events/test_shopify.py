@@ -397,6 +397,10 @@ def test_malformed_json_is_bad_payload() -> None:
         ("orders_create", lambda p: p["customer"].pop("id"), "customer.id: Field required"),
         ("orders_create", lambda p: p.update(created_at="ayer"), "created_at: "),
         ("customers_create", lambda p: p.update(id=[7]), "id: Input should be a valid string"),
+        # An empty id names nobody: it left an input no customer could be found for.
+        ("customers_create", lambda p: p.update(id=""), "id: Value error, an id must not be empty"),
+        ("orders_create", lambda p: p["customer"].update(id=""),
+         "customer.id: Value error, an id must not be empty"),
         ("customers_marketing_consent_update", lambda p: p.pop("sms_marketing_consent"),
          "sms_marketing_consent: Field required"),
     ],
