@@ -90,6 +90,11 @@ async def whatsapp_handshake(request: web.Request) -> web.Response:
     if not isinstance(channel, WhatsAppChannel):
         return _off("whatsapp")
     query = request.query
+    if any(len(query.getall(name, ())) > 1
+           for name in ("hub.mode", "hub.verify_token", "hub.challenge")):
+        # Meta sends each once; a repeat could pair the right token with another
+        # challenge (which one counts is ambiguous), so the request is refused.
+        return web.Response(status=403, text="verification failed: a hub.* parameter repeats")
     try:
         challenge = channel.verify_handshake(
             query.get("hub.mode", ""), query.get("hub.verify_token", ""),

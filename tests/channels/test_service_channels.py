@@ -66,6 +66,11 @@ async def test_whatsapp_handshake(
         "/webhooks/whatsapp", params={**query, "hub.verify_token": "nope"}
     )
     assert bad.status == 403
+    # Found by the full fuzz run: a repeated parameter was read by its first copy.
+    for repeated in ("hub.verify_token", "hub.challenge", "hub.mode"):
+        twice = [*query.items(), (repeated, "nope")]
+        ambiguous = await service.client.get("/webhooks/whatsapp", params=twice)
+        assert ambiguous.status == 403, repeated
 
 
 @pytest.mark.parametrize(
