@@ -42,6 +42,7 @@ Decisions:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ LEVEL = "product.inventory_level"
 BACK_IN_STOCK = "product.back_in_stock"
 FANOUT_TYPES = frozenset({BACK_IN_STOCK, CATALOG, LEVEL})
 """Store-wide product events: expanded by the fan-out pass, never decided."""
+LOCATION_KEY = re.compile(r"[\w-]{1,64}")  # Shopify's are numbers
 PRODUCT_FIELDS = ("product_id", "variant_id", "sku", "title", "url", "category")
 
 
@@ -152,6 +154,9 @@ async def _apply_level(database: Database, payload: Doc) -> Plan:
         return Plan(None, note="no available quantity")
     doc_id = catalog_id(data["inventory_item_id"])
     location = str(data.get("location_id") or "default")
+    if not LOCATION_KEY.fullmatch(location):
+        # It becomes a field name (levels.<id>): a dot or "$" would write elsewhere or fail.
+        return Plan(None, note=f"location id {location[:40]!r} is not a usable key")
     before = await database.catalog.find_one({"_id": doc_id})
     after = {**(before or {}), "levels": {**((before or {}).get("levels") or {}),
                                           location: available}}

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 
 from aiohttp import web
+from bson.errors import BSONError
+from pymongo.errors import BulkWriteError, WriteError
 
 from bot.core.channel import Channel, ChannelTraits
 from bot.core.compose import SendPolicy
@@ -49,6 +51,9 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 MAX_STUCK_STEPS = 100
 FANOUT_PAGE = 500
+# What an item's own data can make the fan-out raise (not the database being away).
+FANOUT_DATA_ERRORS = (WriteError, BulkWriteError, BSONError, KeyError, TypeError, ValueError,
+                      AttributeError)
 
 
 def decision_context(settings: Settings, channels: Mapping[str, ChannelTraits],
@@ -308,10 +313,18 @@ class Runtime:
         items = await self.db.inbox.find(
             {"state": "pending", "kind": "fanout"}).sort("seq", 1).to_list(10)
         for item in items:
-            planned = await catalog.plan(self.db, item["payload"])
-            if planned.fan_out is not None:
-                await self._expand(item, planned.fan_out)
-            await catalog.apply(self.db, planned)
+            try:
+                planned = await catalog.plan(self.db, item["payload"])
+                if planned.fan_out is not None:
+                    await self._expand(item, planned.fan_out)
+                await catalog.apply(self.db, planned)
+            except FANOUT_DATA_ERRORS as exc:
+                # This item's own data is at fault: fail it alone, so it never
+                # stops every later pass (the database being away still raises).
+                log.warning("fan-out input %s failed: %s", item["_id"], exc)
+                await self.db.inbox.update_one({"_id": item["_id"]}, {"$set": {
+                    "state": "failed", "error": str(exc)[:2000]}})
+                continue
             done: Doc = {"state": "done"} if planned.note is None else {
                 "state": "done", "note": planned.note}
             await self.db.inbox.update_one({"_id": item["_id"]}, {"$set": done})

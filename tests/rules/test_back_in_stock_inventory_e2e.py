@@ -124,3 +124,26 @@ async def test_a_product_update_without_the_quantity_before_is_judged_by_the_cat
                   product_update(5, "2026-11-24T13:00:00-03:00"), "wh-p2")
     await service.advance(0)
     assert templates(fakes) == ["back_in_stock_notify"]
+
+
+async def test_a_location_id_that_is_no_usable_key_is_noted_and_the_rest_goes_on(
+        aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes, db: Any) -> None:
+    """A location id becomes a field name (``levels.<id>``): "1.2" or "$x" would write
+    elsewhere or fail the write, and a failing fan-out item used to stop every pass."""
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes)
+    now = await service.advance(0)
+    await shopify(service, "products/update",
+                  product_update(0, "2026-11-24T12:00:00-03:00"), "wh-p1")
+    for n, location in enumerate(("1.2", "$where")):
+        payload = level(4, f"2026-11-24T13:0{n}:00-03:00")
+        payload["location_id"] = location
+        await shopify(service, "inventory_levels/update", payload, f"wh-l{n}")
+    await service.event(customer_event("evt_1", "product.viewed", now, product_id=PRODUCT))
+    await service.advance(0)
+    noted = await db.inbox.find({"_id": {"$regex": "^shopify:shopify:inventory_level:"}}
+                                ).to_list(None)
+    assert [(item["state"], item["note"][:12]) for item in noted] == [
+        ("done", "location id "), ("done", "location id ")]
+    entry = await db.catalog.find_one({"product_id": PRODUCT})
+    assert entry is not None and entry.get("levels") is None
+    assert await db.inbox.count_documents({"state": "pending"}) == 0
