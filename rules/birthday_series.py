@@ -131,8 +131,8 @@ SAFETY_MARGIN_DAYS = 2.0
 
 def max_run(c: Context) -> float:
     """The safety net: the notice days plus the reminder days plus a margin."""
-    span = (float(setting_days(c, "birthday_notice_days", 7))
-            + float(setting_days(c, "birthday_reminder_days", 3)) + days(SAFETY_MARGIN_DAYS))
+    span = (setting_days(c, "birthday_notice_days", 7)
+            + setting_days(c, "birthday_reminder_days", 3) + days(SAFETY_MARGIN_DAYS))
     return timing(c, "max_run", span)
 
 

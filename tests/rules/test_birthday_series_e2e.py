@@ -12,21 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server import create_app
-from tests.support.app import Fakes, Service, customer_event, make_settings
+from tests.support.app import Fakes, Service, customer_event, make_settings, sent_templates
 
 DIGITS = "5491122334455"
 ZONE = ZoneInfo("America/Argentina/Buenos_Aires")  # the customer's (customer_event's)
 
 
 def templates(fakes: Fakes) -> list[tuple[str, list[str]]]:
-    """(template name, body parameters) of every message the fake accepted, in order."""
-    found = []
-    for body in fakes.whatsapp.sent.get(DIGITS, []):
-        assert body["type"] == "template", body  # the customer never wrote: no window
-        template = body["template"]
-        params = [p["text"] for c in template.get("components", []) for p in c["parameters"]]
-        found.append((template["name"], params))
-    return found
+    return sent_templates(fakes, DIGITS)
 
 
 def ten_local(day: date) -> datetime:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from server import create_app
-from tests.support.app import Fakes, Service, customer_event, make_settings
+from tests.support.app import Fakes, Service, customer_event, make_settings, sent_templates
 
 PHONE = "+5491122334455"
 DIGITS = PHONE.lstrip("+")
@@ -21,14 +21,7 @@ async def start(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
 
 
 def templates(fakes: Fakes) -> list[tuple[str, list[str]]]:
-    """(template name, body parameters) of every message the fake accepted, in order."""
-    found = []
-    for body in fakes.whatsapp.sent.get(DIGITS, []):
-        assert body["type"] == "template", body  # the customer never wrote: no window
-        template = body["template"]
-        params = [p["text"] for c in template.get("components", []) for p in c["parameters"]]
-        found.append((template["name"], params))
-    return found
+    return sent_templates(fakes, DIGITS)
 
 
 async def code_of(service: Service, purpose: str) -> str:

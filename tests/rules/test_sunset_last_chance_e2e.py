@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from server import create_app
-from tests.support.app import Fakes, Service, customer_event, make_settings
+from tests.support.app import Fakes, Service, customer_event, make_settings, sent_templates
 from tests.support.signing import PHONE, whatsapp_status_webhook
 
 DIGITS = PHONE.lstrip("+")
@@ -15,14 +15,7 @@ DAY = 86400
 
 
 def templates(fakes: Fakes) -> list[tuple[str, list[str]]]:
-    """(template name, body parameters) of every message the fake accepted, in order."""
-    found = []
-    for body in fakes.whatsapp.sent.get(DIGITS, []):
-        assert body["type"] == "template", body  # the customer never wrote: no window
-        template = body["template"]
-        params = [p["text"] for c in template.get("components", []) for p in c["parameters"]]
-        found.append((template["name"], params))
-    return found
+    return sent_templates(fakes, DIGITS)
 
 
 async def consent(db: Any) -> dict[str, Any]:

@@ -114,6 +114,18 @@ class Service:
         return await response.json()
 
 
+def sent_templates(fakes: Fakes, digits: str) -> list[tuple[str, list[str]]]:
+    """(template name, body parameters) of every WhatsApp message the fake accepted for
+    ``digits``, in order; each must be a template (the customer never wrote: no window)."""
+    found = []
+    for body in fakes.whatsapp.sent.get(digits, []):
+        assert body["type"] == "template", body
+        template = body["template"]
+        params = [p["text"] for c in template.get("components", []) for p in c["parameters"]]
+        found.append((template["name"], params))
+    return found
+
+
 def customer_event(event_id: str, event_type: str, occurred_at: str, *, customer_id: str = "cus_1",
                    phone: str = "+5491122334455", consents: dict[str, bool] | None = None,
                    locale: str = "es", **data: Any) -> dict[str, Any]:
