@@ -67,6 +67,7 @@ from bot.infra.clock import Clock
 from bot.infra.database import Database, find_in, update_each
 from bot.infra.metrics import Metrics
 from bot.runtime.flow_stats import count_conversions, write_counters
+from bot.runtime.pending import PendingScan
 from bot.runtime.receipts import apply_receipts
 from bot.types import LEGACY_KINDS, Doc, inbox_kind
 
@@ -135,6 +136,7 @@ class Processor:
         self.owner = uuid.uuid4().hex
         self.key_cache: OrderedDict[str, str] = OrderedDict()
         self.doc_cache: OrderedDict[str, Doc] = OrderedDict()
+        self.pending = PendingScan(database.inbox, BATCH)
         # Flow statistics: on in the service; the bench switches them off to
         # measure what they cost. ATTRIBUTION_DAYS is set by the runtime.
         self.stats = True
@@ -146,10 +148,9 @@ class Processor:
 
     async def inbox_pass(self) -> int:
         """Decide a batch of pending inputs; returns how many were handled."""
-        # A fanout is expanded by the runtime's fanout pass, never decided
-        # here (more than a pass's worth of them pending must not fail them).
-        items = await self.db.inbox.find(
-            {"state": "pending", "kind": {"$ne": "fanout"}}).sort("seq", 1).to_list(BATCH)
+        # A window of the queue (bot.runtime.pending), fan-outs left out: they
+        # are expanded by the runtime's fanout pass, never decided here.
+        items = await self.pending.next()
         if not items:
             return 0
         receipts = [item for item in items if is_receipt(item)]
@@ -165,10 +166,9 @@ class Processor:
                 result.failed[item["_id"]] = NO_IDENTITY
                 continue
             groups.setdefault(item["ckey"] or item["_id"], []).append(item)
-        await self.prefetch_keys([group[0]["keys"] for group in groups.values()])
+        customers = await self.resolve_many([group[0]["keys"] for group in groups.values()])
         work: dict[str, list[Doc]] = {}
-        for group in groups.values():
-            customer = await self.resolve(group[0]["keys"])
+        for customer, group in zip(customers, groups.values(), strict=True):
             work.setdefault(customer, []).extend(group)
         await self.process(list(work.items()), result)
         await self.flush(result)
@@ -196,27 +196,69 @@ class Processor:
 
     # --------------------------------------------------------------- customers
 
-    async def prefetch_keys(self, key_lists: list[list[str]]) -> None:
-        """Learn, in one query per chunk, which customers the batch's keys name.
+    async def resolve_many(self, key_lists: list[list[str]]) -> list[str]:
+        """The customers these key lists name, creating the missing ones together.
 
-        Only a sender's first key is looked up (the one ``resolve`` caches);
-        a key nobody owns yet is left to ``resolve``, which creates the
-        customer.
+        A pass of new customers (a sale's first checkouts, a campaign's
+        replies) used to cost a read and an insert per customer; now one read
+        per ``IN_CHUNK`` keys learns who exists and one ``insert_many``
+        creates the rest. The lists are matched in order, each against the
+        stored customers *and* the ones created for earlier lists, so two
+        inputs that share a key (an order's store id and phone, then a reply
+        from that phone) name one new customer, as one at a time would. A
+        customer another worker created meanwhile fails its insert (unique
+        ``keys``); its lists are then resolved one at a time.
         """
-        wanted = list({keys[0] for keys in key_lists
-                       if keys and not keys[0].startswith("id:") and keys[0] not in self.key_cache})
-        async for doc in find_in(self.db.customers, "keys", wanted, {"keys": 1}):
-            for key in set(doc.get("keys", [])) & set(wanted):
-                self._remember(key, doc["_id"])
+        found: list[str | None] = [self._known(keys) for keys in key_lists]
+        unknown = [index for index, customer in enumerate(found) if customer is None]
+        if not unknown:
+            return [customer for customer in found if customer is not None]
+        wanted = {key for index in unknown for key in key_lists[index]}
+        candidates = [doc async for doc in find_in(self.db.customers, "keys", wanted,
+                                                   {"keys": 1})]
+        owned = {key for doc in candidates for key in doc.get("keys", [])}
+        created: list[Doc] = []
+        for index in unknown:
+            keys = key_lists[index]
+            match = pick_customer(candidates, keys)
+            if match is None:
+                match = new_customer([key for key in keys if key not in owned], self.clock.now())
+                add_keys(match, [])
+                owned.update(match["keys"])
+                candidates.append(match)
+                created.append(match)
+            found[index] = str(match["_id"])
+        failed = await self.insert_new(created)
+        for index in unknown:
+            if found[index] in failed:
+                found[index] = await self.resolve(key_lists[index])
+            else:
+                self._remember(key_lists[index][0], str(found[index]))
+        return [str(customer) for customer in found]
+
+    def _known(self, keys: list[str]) -> str | None:
+        """The customer named by an ``id:`` key or by a first key seen before, if any."""
+        direct = next((key[3:] for key in keys if key.startswith("id:")), None)
+        return direct if direct is not None else self.key_cache.get(keys[0])
+
+    async def insert_new(self, docs: list[Doc]) -> set[str]:
+        """Insert new customers in one write; the ids of those another worker beat us to."""
+        if not docs:
+            return set()
+        try:
+            await self.db.customers.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            return {docs[error["index"]]["_id"] for error in errors}
+        return set()
 
     async def resolve(self, keys: list[str]) -> str:
-        """The id of the customer these keys name, creating one if none does."""
-        direct = next((key[3:] for key in keys if key.startswith("id:")), None)
-        if direct is not None:
-            return direct
-        cached = self.key_cache.get(keys[0])
-        if cached is not None:
-            return cached
+        """The id of the customer these keys name, creating one if none does (one at a time)."""
+        known = self._known(keys)
+        if known is not None:
+            return known
         while True:
             candidates = await self.db.customers.find(
                 {"keys": {"$in": keys}}, {"keys": 1}).to_list(20)

@@ -14,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.core.decide import Outcome
+from bot.core.inputs import CustomerInfo, StoreEvent
 from bot.infra.clock import SystemClock
 from bot.infra.metrics import Metrics
 from bot.runtime.pacing import Pacer
+from bot.runtime.processor import Processor
 from bot.runtime.sender import OutboxSender
 from bot.testing import FlowHarness
 from bot.types import Doc
@@ -42,6 +44,37 @@ async def test_replies_of_many_customers_share_one_lease_one_insert_and_one_comm
         await h.runtime.drain()
         for n in range(CUSTOMERS):
             assert [s.text for s in h.to(f"c{n}")] == ["recibido: hola"]
+
+
+async def test_a_pass_of_new_customers_creates_them_in_one_insert(mongo_uri: str) -> None:
+    log = CommandLog()
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), listeners=[log]) as h:
+        await accept_replies(h, range(CUSTOMERS), "hola")  # nobody knows these phones yet
+        log.commands.clear()
+        assert await h.runtime.processor.inbox_pass() == CUSTOMERS
+        # One read learns that nobody owns the phones, one insert creates the
+        # customers (it used to be a read and an insert for each), then the
+        # leases (and a read of the new documents) and the commit.
+        assert log.count("customers") == {"find": 2, "insert": 1, "update": 2}
+        [insert] = [c for c in log.on("customers") if c.command_name == "insert"]
+        assert len(insert.command["documents"]) == CUSTOMERS
+        await h.runtime.drain()
+        for n in range(CUSTOMERS):
+            assert [s.text for s in h.to(phone(n))] == ["recibido: hola"]
+
+
+async def test_inputs_of_one_pass_sharing_a_key_name_one_new_customer(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        event = StoreEvent(id="evt-1", type="customer.created", occurred_at=h.clock.now(),
+                           customer=CustomerInfo(id="shop-1", phone=phone(1)), data={},
+                           source="test")
+        await h.runtime.accept_store_event(event, "test:evt-1")
+        await accept_replies(h, range(1, 2), "hola")  # the same phone, no store id
+        await h.runtime.drain()
+        customers = await h.database.customers.find({}, {"keys": 1}).to_list(None)
+        assert len(customers) == 1
+        assert set(customers[0]["keys"]) == {"store:shop-1", f"phone:{phone(1)}"}
+        assert await h.database.inbox.count_documents({"state": "done"}) == 2
 
 
 async def test_a_lone_reply_from_a_customer_decided_here_last_costs_three_round_trips(
@@ -196,3 +229,18 @@ async def test_a_send_a_dead_worker_may_have_made_is_never_made_again(mongo_uri:
         assert lost is not None and lost["status"] == "failed"
         assert lost["error"].startswith("outcome unknown")
         assert "outbox" not in lost
+
+
+async def test_two_workers_creating_the_same_new_customers_at_once_agree(
+        mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        mine = h.runtime.processor
+        theirs = Processor(h.database, h.clock, mine.decider, mine.metrics)
+        for round_ in range(3):
+            lists = [[f"phone:+5491{round_}{n:07d}"] for n in range(40)]
+            first, second = await asyncio.gather(mine.resolve_many(lists),
+                                                 theirs.resolve_many(lists))
+            assert first == second  # whoever lost an insert found the winner's customer
+            stored = await h.database.customers.count_documents(
+                {"keys": {"$in": [keys[0] for keys in lists]}})
+            assert stored == len(lists)  # no customer twice
