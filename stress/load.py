@@ -56,7 +56,8 @@ from tests.support.process import kill_leftovers
 from tests.support.store_signing import events_headers
 
 DRAIN_LIMIT = 300.0  # seconds the backlog may take to drain before the run gives up
-DRAIN_POLL = 5.0  # seconds between counts of a big backlog (each count reads all of it)
+DRAIN_POLL = 0.5  # seconds between counts of the backlog, at least
+COUNT_SHARE = 0.05  # the most of the database's time the counts may take
 
 BARE_APP = textwrap.dedent("""
     import sys
@@ -164,12 +165,16 @@ async def run_async(rate: float, seconds: float, throughput_seconds: float) -> l
                     backlog = await pending_inputs(database)
                     drain_started = time.monotonic()
                     left = backlog
+                    counted = 0.0  # seconds the last count took
                     while left and time.monotonic() - drain_started < DRAIN_LIMIT:
-                        # Counting reads every pending input on the embedded
-                        # database: polled every 0.5 s it took a quarter of the
-                        # database's time, slowing the very drain it measured.
-                        await asyncio.sleep(DRAIN_POLL if left > 1000 else 0.5)
+                        # A count reads every pending input on the embedded
+                        # database, holding its global lock (seconds at
+                        # 100,000): polled at a fixed rate it slowed the very
+                        # drain it measured, so it waits in proportion.
+                        await asyncio.sleep(max(DRAIN_POLL, counted / COUNT_SHARE))
+                        count_started = time.monotonic()
                         left = await pending_inputs(database)
+                        counted = time.monotonic() - count_started
                     drained = time.monotonic() - drain_started
                 events_rps = await closed_loop(process.url, throughput_seconds)
             finally:

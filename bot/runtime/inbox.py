@@ -37,6 +37,7 @@ from pymongo.errors import BulkWriteError
 from bot.core.errors import BadPayload
 from bot.infra.database import Database
 from bot.infra.metrics import Metrics
+from bot.runtime.pending import GRACE_SECONDS
 from bot.types import Doc, InboxKind, InboxState
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class Inbox:
         self.database = database
         self.metrics = metrics
         self.wake = wake
+        # Told the seq of an input stored later than the decision pass's window
+        # may have looked (bot.runtime.pending); the runtime wires it.
+        self.late: Callable[[int], None] | None = None
         self.max_batch = max_batch
         self.linger = linger
         self.queue: asyncio.Queue[Entry | None] = asyncio.Queue()
@@ -166,6 +170,7 @@ class Inbox:
             failures = await self._insert_encodable(docs)
         except Exception as exc:  # the database is down: every request gets the error
             failures = {i: exc for i in range(len(docs))}
+        self._tell_late(docs, failures)
         first_of: set[int] = set()
         for item, future in batch:
             index = seen[item["_id"]]
@@ -179,6 +184,14 @@ class Inbox:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+    def _tell_late(self, docs: list[Doc], failures: dict[int, Exception | bool]) -> None:
+        """Report the oldest input just stored whose ``seq`` is already past the grace period."""
+        if self.late is None:
+            return
+        stored = [doc["seq"] for index, doc in enumerate(docs) if index not in failures]
+        if stored and min(stored) < time.time_ns() - int(GRACE_SECONDS * 1e9):
+            self.late(min(stored))
 
     async def _insert(self, docs: list[Doc]) -> dict[int, Exception | bool]:
         """Insert ``docs``; what went wrong by index: False for a duplicate, else the error.

@@ -19,14 +19,18 @@ as far as it knows) and a *span*, and reads ``[floor, floor + span)``:
   the last ``GRACE_SECONDS`` of wall time: an input takes its ``seq`` when
   its request arrives and is stored a little later (batched, at most
   ``INTAKE_SECONDS``), and another worker's clock may run a little behind;
+- an input stored even later than that (its database paused for longer)
+  is reported by this process's inbox (:meth:`PendingScan.lower`), and the
+  floor goes back to it;
 - the whole queue is read, as before, when there is no floor: at start,
-  when the windows reach the grace period empty, and every
-  ``RESYNC_SECONDS`` at least (or twenty times the last full read's
-  duration, so a big backlog never spends more than a twentieth of the
-  database's time on it), which also finds an input stored so late that
-  its ``seq`` fell below the floor (a database paused for longer than the
-  grace). A full read that returns less than a batch is the whole queue,
-  so a small queue is always read whole, exactly as before.
+  when the windows reach the grace period empty (the queue has been
+  caught up with, so the read is small), and every ``RESYNC_SECONDS``
+  (or twenty times the last full read's duration), the net for a late
+  input another worker stored and could not report. A full read that
+  returns less than a batch is the whole queue, so a small queue is always
+  read whole, exactly as before. Full reads are kept rare because the
+  embedded server holds its global lock while it reads: at 100,000
+  pending, seconds in which no other read is served.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 from bot.types import Doc
 
 GRACE_SECONDS = 10.0  # the newest inputs are always looked at again (late stores, clock skew)
-RESYNC_SECONDS = 30.0  # the whole queue is read at least this often
+RESYNC_SECONDS = 300.0  # the whole queue is read at least this often
 FIRST_SPAN = 1_000_000_000  # ns: one second of arrivals, before a read tells better
 MAX_SPAN = 86_400 * 1_000_000_000  # ns: a day
 MAX_PROBES = 8  # empty windows stepped over in one call before a full read
@@ -68,6 +72,11 @@ class PendingScan:
         if self.floor is None or not items:
             return await self.full()  # never "nothing" while something is pending
         return items[:self.batch]
+
+    def lower(self, seq: int) -> None:
+        """An input with this ``seq`` was stored late (after the grace period): look from there."""
+        if self.floor is not None and seq < self.floor:
+            self.floor = seq
 
     def resync_after(self) -> float:
         return max(RESYNC_SECONDS, 20 * self.full_cost)

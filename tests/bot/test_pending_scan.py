@@ -18,7 +18,10 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
+from bot.runtime.inbox import make_item
 from bot.runtime.pending import GRACE_SECONDS, RESYNC_SECONDS, PendingScan
+from bot.testing import FlowHarness
+from tests.support.batching import ECHO
 
 BATCH = 10
 HOUR_NS = 3600 * 10**9
@@ -150,3 +153,18 @@ async def test_recent_inputs_are_always_looked_at_again(watched: Any) -> None:
     await inbox.insert_many([item(s) for s in recent])
 
     assert await drain(inbox, scan) == old[BATCH:] + recent
+
+
+async def test_an_input_this_process_stores_late_brings_the_floor_back(mongo_uri: str) -> None:
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
+        scan = h.runtime.processor.pending
+        scan.floor = time.time_ns()  # as if the windows had moved on
+        item = make_item(dedupe_id="sms:late", kind="message", source="sms",
+                         keys=["phone:+5491100000001"], payload={})
+        item["seq"] -= 60 * 10**9  # it took its seq a minute before it could be stored
+        assert await h.runtime.inbox.accept(item)
+        assert scan.floor == item["seq"]
+        on_time = make_item(dedupe_id="sms:on-time", kind="message", source="sms",
+                            keys=["phone:+5491100000002"], payload={})
+        assert await h.runtime.inbox.accept(on_time)
+        assert scan.floor == item["seq"]  # an input stored on time changes nothing
