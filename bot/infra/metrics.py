@@ -34,6 +34,10 @@ class Metrics:
             "chasqui_decisions", "inputs decided by the engine", ["outcome"],
             registry=self.registry,
         )
+        self.intake_yields = Counter(
+            "chasqui_intake_yields", "decision chunks held back while storing inputs was slow",
+            registry=self.registry,
+        )
         self.waits_fired = Counter(
             "chasqui_waits_fired", "scheduled waits fired", registry=self.registry
         )

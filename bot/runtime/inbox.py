@@ -45,6 +45,9 @@ Entry = tuple[Doc, asyncio.Future[bool]]  # an item and its request's answer
 DUPLICATE_KEY = 11000
 STOP = None  # queued by stop(): the writer writes what came before it, then ends
 STOP_GRACE_SECONDS = 10.0  # how long a stop waits for work in progress
+STRAIN_SECONDS = 0.25  # an insert slower than this means storing inputs is strained
+MAKE_WAY_SECONDS = 1.0  # the longest a chunk of decisions is held back for the intake
+MAKE_WAY_STEP = 0.05
 _last_seq = itertools.count()
 # What the driver raises, before sending, for a document it cannot encode as
 # BSON (an int beyond 64 bits, a lone surrogate, a NUL in a key, ...): the
@@ -90,6 +93,8 @@ class Inbox:
         # Told the seq of an input stored later than the decision pass's window
         # may have looked (bot.runtime.pending); the runtime wires it.
         self.late: Callable[[int], None] | None = None
+        self.writing_since: float | None = None  # monotonic start of the insert in flight
+        self.last_write = (0.0, float("-inf"))  # (duration, monotonic end) of the last one
         self.max_batch = max_batch
         self.linger = linger
         self.queue: asyncio.Queue[Entry | None] = asyncio.Queue()
@@ -120,6 +125,33 @@ class Inbox:
             _, future = entry
             if not future.done():
                 future.set_exception(RuntimeError("the service is stopping"))
+
+    def strained(self) -> bool:
+        """Whether storing inputs is slow now: the insert in flight, or one that just
+        ended, took longer than ``STRAIN_SECONDS``."""
+        now = time.monotonic()
+        if self.writing_since is not None and now - self.writing_since > STRAIN_SECONDS:
+            return True
+        took, ended = self.last_write
+        return took > STRAIN_SECONDS and now - ended < 1.0
+
+    async def make_way(self) -> bool:
+        """Hold work that can wait while storing inputs is strained (at most
+        ``MAKE_WAY_SECONDS``); True if it held.
+
+        Storing is what a provider waits for, and after ``INTAKE_SECONDS``
+        it hears 503 and sends again; a decision only waits in the queue.
+        On a saturated database (measured: the embedded one at 500 inputs
+        a second) every command gets slower, and the decision passes' big
+        writes made the intake's inserts take seconds. So the decide loop
+        calls this before each chunk of customers, and gives way.
+        """
+        held = False
+        deadline = time.monotonic() + MAKE_WAY_SECONDS
+        while self.strained() and time.monotonic() < deadline:
+            held = True
+            await asyncio.sleep(MAKE_WAY_STEP)
+        return held
 
     async def accept(self, item: Doc) -> bool:
         """Store ``item``; True when new, False when its id was already there."""
@@ -164,12 +196,17 @@ class Inbox:
             if item["_id"] not in seen:
                 seen[item["_id"]] = len(docs)
                 docs.append(item)
+        self.writing_since = time.monotonic()
         try:
             failures = await self._insert(docs)
         except UNENCODABLE:
             failures = await self._insert_encodable(docs)
         except Exception as exc:  # the database is down: every request gets the error
             failures = {i: exc for i in range(len(docs))}
+        finally:
+            ended = time.monotonic()
+            self.last_write = (ended - self.writing_since, ended)
+            self.writing_since = None
         self._tell_late(docs, failures)
         first_of: set[int] = set()
         for item, future in batch:

@@ -114,6 +114,7 @@ class Runtime:
         self.processor.attribution = timedelta(days=settings.attribution_days)
         self.processor.report = self.inbox.accept
         self.inbox.late = self.processor.pending.lower
+        self.processor.make_way = self.inbox.make_way
         pacers = {name: Pacer(channel.rate) for name, channel in channels.items()}
         self.sender = OutboxSender(database, clock, channels, metrics, pacers,
                                    context.send_policy, self.inbox.accept)

@@ -23,7 +23,9 @@ write commits all their states. A lone reply from a customer this process
 decided last costs those three round trips (plus one read when the document
 is not cached); a busy pass shares them among up to ``CHUNK`` customers.
 Claiming inputs, marking them done and updating conversation summaries are
-likewise one write per pass.
+likewise one write per pass, and a pass's new customers are created in one
+insert. The inputs a pass reads are a window of the queue
+(``bot.runtime.pending``), so a backlog does not make each pass slower.
 
 Durability (see ``bot.infra.database``): the commit of a chunk is durable when it
 returns, records included (one journal sync for the chunk), so a decision
@@ -154,6 +156,9 @@ class Processor:
         self.attribution = timedelta(days=5)
         # Where failures that receipts report go (the runtime's inbox); None: nowhere.
         self.report: Callable[[Doc], Awaitable[bool]] | None = None
+        # Awaited before each chunk: holds decisions while storing inputs is
+        # strained (the runtime's Inbox.make_way); None: never held.
+        self.make_way: Callable[[], Awaitable[bool]] | None = None
 
     # ------------------------------------------------------------------ passes
 
@@ -200,6 +205,8 @@ class Processor:
     async def process(self, work: list[tuple[str, list[Doc]]], result: BatchResult) -> None:
         """Decide ``work`` (customer id, inputs) a chunk of customers at a time."""
         for start in range(0, len(work), CHUNK):
+            if self.make_way is not None and await self.make_way():
+                self.metrics.intake_yields.inc()
             try:
                 await self.process_chunk(work[start:start + CHUNK], result)
             except Exception:

@@ -18,8 +18,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
+from bot.infra.database import INDEXES
 from bot.runtime.inbox import make_item
-from bot.runtime.pending import GRACE_SECONDS, RESYNC_SECONDS, PendingScan
+from bot.runtime.pending import GRACE_SECONDS, RESYNC_SECONDS, PendingScan, window_filter
 from bot.testing import FlowHarness
 from tests.support.batching import ECHO
 
@@ -92,7 +93,15 @@ async def test_a_backlog_is_read_in_bounded_windows_in_order(watched: Any) -> No
     assert len(bounded) >= 5  # every pass after the first read a window
     # The first read, the one after the windows reached the recent past, drain's last check.
     assert len(whole) <= 3
-    assert all(f["kind"] == {"$ne": "fanout"} for f in finds.filters)
+    assert all(f["state"] == "pending" and "kind" not in f for f in finds.filters)
+
+
+async def test_a_window_is_read_through_the_state_seq_index(db: Any) -> None:
+    await db.inbox.create_indexes(INDEXES["inbox"])
+    start = time.time_ns() - HOUR_NS
+    await db.inbox.insert_many([item(start + n) for n in range(50)])
+    plan = str(await db.inbox.find(window_filter(start, start + 10)).sort("seq", 1).explain())
+    assert "state_seq" in plan and "COLLSCAN" not in plan, plan
 
 
 async def test_an_input_left_pending_is_read_again_before_later_ones(watched: Any) -> None:
