@@ -9,7 +9,8 @@ replies. Figures:
 - errors: answers that were not 2xx, or no answer (must be 0);
 - p50 / p99 acknowledgement latency, and the rate actually offered;
 - RSS of the service process after warm-up and at the end (flat within
-  10 %);
+  10 %), and half-way (by then the processor's bounded caches have filled,
+  so half-way -> end shows growth that is not theirs);
 - the backlog: inputs still pending in the inbox when the load stops, and
   how long the decide loop takes to drain them (inputs are decided behind
   the intake, so a backlog is expected; it must drain);
@@ -122,6 +123,12 @@ async def closed_loop(url: str, seconds: float, concurrency: int = 32,
         return done / (time.monotonic() - started)
 
 
+async def rss_after(pid: int, seconds: float) -> int:
+    """The process's RSS (kB) ``seconds`` from now."""
+    await asyncio.sleep(seconds)
+    return rss_kb(pid)
+
+
 async def bare_route(seconds: float) -> float:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)])  # noqa: ASYNC220
@@ -156,7 +163,9 @@ async def run_async(rate: float, seconds: float, throughput_seconds: float) -> l
                 rss_start = rss_kb(pid)
                 driver_cpu, service_cpu = time.process_time(), cpu_seconds(pid)
                 started = time.monotonic()
+                half_way = asyncio.create_task(rss_after(pid, seconds / 2))
                 answered = await offered(session, process.url, traffic, rate, seconds)
+                rss_half = await half_way
                 wall = time.monotonic() - started
                 driver_cpu = time.process_time() - driver_cpu
                 service_cpu = cpu_seconds(pid) - service_cpu
@@ -197,6 +206,9 @@ async def run_async(rate: float, seconds: float, throughput_seconds: float) -> l
         Row(f"{name}: service RSS after warm-up -> end",
             f"{rss_start / 1024:.0f} -> {rss_end / 1024:.0f} MB ({growth:+.1f} %)",
             "within 10 %", abs(growth) <= 10),
+        Row(f"{name}: service RSS half-way -> end",
+            f"{rss_half / 1024:.0f} -> {rss_end / 1024:.0f} MB "
+            f"({(rss_end - rss_half) / rss_half * 100 if rss_half else 0.0:+.1f} %)"),
         Row(f"{name}: inputs pending when the load stopped; time to drain",
             f"{backlog}; {drained:.1f} s" + ("" if not left else f" ({left} left)"),
             "drains", left == 0),
