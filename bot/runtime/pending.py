@@ -22,15 +22,19 @@ as far as it knows) and a *span*, and reads ``[floor, floor + span)``:
 - an input stored even later than that (its database paused for longer)
   is reported by this process's inbox (:meth:`PendingScan.lower`), and the
   floor goes back to it;
+- every ``LOOK_BACK_SECONDS`` the hour below the floor is read
+  (``LOOK_BACK_NS``): only inputs still pending there are read, so it is
+  cheap, and it finds an input another worker stored late and could not
+  report;
 - the whole queue is read, as before, when there is no floor: at start,
-  when the windows reach the grace period empty (the queue has been
-  caught up with, so the read is small), and every ``RESYNC_SECONDS``
-  (or twenty times the last full read's duration), the net for a late
-  input another worker stored and could not report. A full read that
-  returns less than a batch is the whole queue, so a small queue is always
-  read whole, exactly as before. Full reads are kept rare because the
-  embedded server holds its global lock while it reads: at 100,000
-  pending, seconds in which no other read is served.
+  and when the windows reach the grace period empty (the queue has been
+  caught up with, so the read is small and finds anything later still).
+  A full read that returns less than a batch is the whole queue, so a
+  small queue is always read whole, exactly as before. Full reads are kept
+  to those moments because the embedded server holds its global lock while
+  it reads: at 100,000 pending, seconds in which no other read is served
+  (an earlier version read the whole queue every few minutes, and the
+  load run's webhooks timed out while it did).
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from typing import Any
 from bot.types import Doc
 
 GRACE_SECONDS = 10.0  # the newest inputs are always looked at again (late stores, clock skew)
-RESYNC_SECONDS = 300.0  # the whole queue is read at least this often
+LOOK_BACK_SECONDS = 30.0  # how often the hour below the floor is read again
+LOOK_BACK_NS = 3600 * 1_000_000_000
 FIRST_SPAN = 1_000_000_000  # ns: one second of arrivals, before a read tells better
 MAX_SPAN = 86_400 * 1_000_000_000  # ns: a day
 MAX_PROBES = 8  # empty windows stepped over in one call before a full read
@@ -59,7 +64,8 @@ def window_filter(low: int, high: int) -> Doc:
     return {**PENDING, "seq": {"$gte": low, "$lt": high}}
 
 
-def decided(items: list[Doc]) -> list[Doc]:
+def to_decide(items: list[Doc]) -> list[Doc]:
+    """All but the fan-outs, which the runtime's own pass expands."""
     return [item for item in items if item["kind"] != "fanout"]
 
 
@@ -71,12 +77,11 @@ class PendingScan:
         self.batch = batch
         self.floor: int | None = None
         self.span = FIRST_SPAN
-        self.full_at = float("-inf")  # monotonic time of the last full read
-        self.full_cost = 0.0  # its duration, in seconds
+        self.looked_back_at = time.monotonic()
 
     async def next(self) -> list[Doc]:
-        if time.monotonic() - self.full_at >= self.resync_after():
-            self.floor = None
+        if self.floor is not None and time.monotonic() - self.looked_back_at >= LOOK_BACK_SECONDS:
+            await self.look_back()
         items: list[Doc] = []
         for _ in range(MAX_PROBES):
             if self.floor is None:
@@ -85,24 +90,28 @@ class PendingScan:
             if not widen:
                 break
         if self.floor is None or not items:
-            return decided(await self.full())  # never "nothing" while something is pending
-        return decided(items[:self.batch])
+            return to_decide(await self.full())  # never "nothing" while something is pending
+        return to_decide(items[:self.batch])
 
     def lower(self, seq: int) -> None:
         """An input with this ``seq`` was stored late (after the grace period): look from there."""
         if self.floor is not None and seq < self.floor:
             self.floor = seq
 
-    def resync_after(self) -> float:
-        return max(RESYNC_SECONDS, 20 * self.full_cost)
+    async def look_back(self) -> None:
+        """Lower the floor to an input still pending in the hour below it, if any."""
+        assert self.floor is not None
+        self.looked_back_at = time.monotonic()
+        below = await self.inbox.find(window_filter(self.floor - LOOK_BACK_NS, self.floor),
+                                      {"seq": 1}).sort("seq", 1).limit(1).to_list(None)
+        if below:
+            self.floor = below[0]["seq"]
 
     async def full(self) -> list[Doc]:
         """The first pending inputs of the whole queue (reads all of it)."""
-        started = time.monotonic()
         items: list[Doc] = await self.inbox.find(PENDING).sort("seq", 1).limit(
             self.batch).to_list(None)
-        self.full_at = time.monotonic()
-        self.full_cost = self.full_at - started
+        self.looked_back_at = time.monotonic()
         if len(items) < self.batch:
             self.floor = None  # that was all of it: the next pass reads the whole queue again
         else:

@@ -20,7 +20,7 @@ from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from bot.infra.database import INDEXES
 from bot.runtime.inbox import make_item
-from bot.runtime.pending import GRACE_SECONDS, RESYNC_SECONDS, PendingScan, window_filter
+from bot.runtime.pending import GRACE_SECONDS, LOOK_BACK_SECONDS, PendingScan, window_filter
 from bot.testing import FlowHarness
 from tests.support.batching import ECHO
 
@@ -134,7 +134,7 @@ async def test_empty_stretches_and_fan_outs_are_stepped_over(watched: Any) -> No
     assert await inbox.count_documents({"kind": "fanout", "state": "pending"}) == 3
 
 
-async def test_an_input_stored_below_the_floor_is_found_by_the_periodic_full_read(
+async def test_an_input_another_worker_stored_below_the_floor_is_found_by_the_look_back(
         watched: Any) -> None:
     inbox, _ = watched
     start = time.time_ns() - HOUR_NS
@@ -144,9 +144,10 @@ async def test_an_input_stored_below_the_floor_is_found_by_the_periodic_full_rea
     await passes(inbox, scan, 2)  # two passes: the floor is now past the start
     assert scan.floor is not None and scan.floor > start
 
-    # Stored long after it arrived (its database paused beyond the grace period).
+    # Stored long after it arrived, by a worker that could not tell this one.
     await inbox.insert_one(item(start - 1))
-    scan.full_at -= RESYNC_SECONDS  # the full read is due (time, not a sleep)
+    assert (await scan.next())[0]["seq"] != start - 1  # not looked for yet
+    scan.looked_back_at -= LOOK_BACK_SECONDS  # the look back is due (time, not a sleep)
     assert (await scan.next())[0]["seq"] == start - 1
 
 
