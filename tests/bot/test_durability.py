@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -117,12 +116,11 @@ async def settle(server: ServerProcess, twilio: FakeTwilio) -> None:
     for a customer someone else may still commit); that customer's input is
     decided once the lease has expired, and its wait set from then on.
     """
-    deadline = time.monotonic() + LEASE_SECONDS + 15
-    while True:
+    async def every_ping_sent() -> bool:
         await advance(server, 3700)
-        if len(sent_bodies(twilio)) >= BURST or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(1)  # a bounded wait for the dead worker's lease, not a timer
+        return len(sent_bodies(twilio)) >= BURST
+
+    await wait_until(every_ping_sent, timeout=LEASE_SECONDS + 15, what="every ping sent")
 
 
 def servers(twilio: FakeTwilio, data_dir: Path) -> tuple[ServerProcess, ServerProcess]:

@@ -68,11 +68,18 @@ async def fanned_out(db: Any, item: dict[str, Any]) -> int:
         {"_id": {"$regex": f"^{re.escape(item['_id'])}:"}}))
 
 
-async def test_a_stock_level_restock_reaches_who_viewed_the_product(
-        aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes, db: Any) -> None:
+async def with_a_viewer(aiohttp_client: Any, mongo_uri: str, db_name: str,
+                        fakes: Fakes) -> Service:
+    """A started service where one customer has viewed the product."""
     service = await start(aiohttp_client, mongo_uri, db_name, fakes)
     now = await service.advance(0)
     await service.event(customer_event("evt_1", "product.viewed", now, product_id=PRODUCT))
+    return service
+
+
+async def test_a_stock_level_restock_reaches_who_viewed_the_product(
+        aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes, db: Any) -> None:
+    service = await with_a_viewer(aiohttp_client, mongo_uri, db_name, fakes)
     await shopify(service, "products/update",
                   product_update(0, "2026-11-24T12:00:00-03:00"), "wh-p1")
     await service.advance(0)
@@ -100,9 +107,7 @@ async def test_a_stock_level_restock_reaches_who_viewed_the_product(
 
 async def test_a_level_of_an_unknown_item_tells_nobody(
         aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes, db: Any) -> None:
-    service = await start(aiohttp_client, mongo_uri, db_name, fakes)
-    now = await service.advance(0)
-    await service.event(customer_event("evt_1", "product.viewed", now, product_id=PRODUCT))
+    service = await with_a_viewer(aiohttp_client, mongo_uri, db_name, fakes)
     await shopify(service, "inventory_levels/update",
                   level(3, "2026-11-24T13:00:00-03:00", item="999"), "wh-l1")
     await service.advance(0)
@@ -114,9 +119,7 @@ async def test_a_level_of_an_unknown_item_tells_nobody(
 
 async def test_a_product_update_without_the_quantity_before_is_judged_by_the_catalog(
         aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes) -> None:
-    service = await start(aiohttp_client, mongo_uri, db_name, fakes)
-    now = await service.advance(0)
-    await service.event(customer_event("evt_1", "product.viewed", now, product_id=PRODUCT))
+    service = await with_a_viewer(aiohttp_client, mongo_uri, db_name, fakes)
     await shopify(service, "products/update",
                   product_update(0, "2026-11-24T12:00:00-03:00"), "wh-p1")
     await service.advance(0)

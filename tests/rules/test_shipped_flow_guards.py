@@ -19,9 +19,19 @@ NIGHT = datetime(2026, 1, 15, 4, 0, tzinfo=UTC)  # 01:00 in Buenos Aires, the de
 MORNING = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 09:00 there: quiet hours are over
 
 
-async def held(h: FlowHarness, step: str) -> dict[str, object]:
+async def take_over(h: FlowHarness) -> None:
+    """An agent takes cus_1's SMS conversation."""
+    internal = (await h.customer_doc("cus_1"))["_id"]
+    await h.runtime.agent_action(internal, "sms", "takeover", agent="eva@shop.example")
+    await h.runtime.drain()
+
+
+async def assert_held(h: FlowHarness, step: str) -> None:
+    """The step's message was skipped for the agent, and nothing reached cus_1."""
     [message] = [m for m in await h.messages("cus_1") if m.get("step") == step]
-    return dict(message)
+    assert message["status"] == "skipped"
+    assert str(message["error"]).startswith("an agent has")
+    assert h.to("cus_1") == []
 
 
 async def test_an_agent_holding_the_conversation_holds_the_birthday_greeting(
@@ -31,14 +41,9 @@ async def test_an_agent_holding_the_conversation_holds_the_birthday_greeting(
                            agent_idle_release=3 * 86400) as h:
         await h.customer("cus_1", phone=PHONE, consents={"sms": True}, first_name="Ana",
                          birthday="1990-03-10")
-        internal = (await h.customer_doc("cus_1"))["_id"]
-        await h.runtime.agent_action(internal, "sms", "takeover", agent="eva@shop.example")
-        await h.runtime.drain()
+        await take_over(h)
         await h.advance(hours=25)  # 10:00 on the birthday
-        greeting = await held(h, "greeting")
-        assert greeting["status"] == "skipped"
-        assert str(greeting["error"]).startswith("an agent has")
-        assert h.to("cus_1") == []
+        await assert_held(h, "greeting")
 
 
 def test_the_survey_question_due_at_night_waits_for_the_morning() -> None:
@@ -56,15 +61,10 @@ async def test_an_agent_holding_the_conversation_holds_the_survey_question(
     async with FlowHarness(mongo_uri, [post_purchase_survey.FLOW], channels=("sms",),
                            agent_idle_release=5 * 86400) as h:
         await h.customer("cus_1", phone=PHONE, consents={"sms": True}, first_name="Ana")
-        internal = (await h.customer_doc("cus_1"))["_id"]
-        await h.runtime.agent_action(internal, "sms", "takeover", agent="eva@shop.example")
-        await h.runtime.drain()
+        await take_over(h)
         await h.event("order.fulfilled", "cus_1", order_id="o-1")
         await h.advance(days=3, hours=1)
-        question = await held(h, "nps_question")
-        assert question["status"] == "skipped"
-        assert str(question["error"]).startswith("an agent has")
-        assert h.to("cus_1") == []
+        await assert_held(h, "nps_question")
 
 
 def test_the_opt_out_question_answers_a_stop_word_at_once_at_night() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
@@ -74,9 +75,12 @@ class ServerProcess:
 
 
 async def wait_until(condition: Any, timeout: float = 60, what: str = "condition") -> None:
-    """Poll ``condition()`` until true (a bounded wait on a condition, not a timer)."""
+    """Poll ``condition()`` until true (a bounded wait on a condition, not a timer).
+
+    ``condition`` may be a coroutine function: its result is awaited.
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (await result if inspect.isawaitable(result := condition()) else result):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
