@@ -1,7 +1,7 @@
 """The channels the service knows, in the contract's order, and the ones the settings switch on.
 
 This is the one list of channel names: the core is handed an ordered mapping
-of channels and never names one. The order (WhatsApp, Telegram, SMS) is the
+of channels and never names one. The order (WhatsApp, Telegram, SMS, e-mail) is the
 order in which a flow's message picks a channel when the customer did not
 just write on one. Adding a channel means adding its class here.
 """
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from channels.base import Channel, ChannelTraits, ConfigurableChannel
+from channels.email import EmailChannel
 from channels.sms import SmsChannel
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel
@@ -23,6 +24,7 @@ CHANNEL_CLASSES: dict[str, type[ConfigurableChannel]] = {
     WhatsAppChannel.name: WhatsAppChannel,
     TelegramChannel.name: TelegramChannel,
     SmsChannel.name: SmsChannel,
+    EmailChannel.name: EmailChannel,
 }
 CHANNEL_ORDER: tuple[str, ...] = tuple(CHANNEL_CLASSES)
 

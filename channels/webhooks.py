@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from bot.core.errors import BadPayload, BadSignature
-from bot.http.appkeys import CHANNELS, CLOCK, RUNTIME, SETTINGS
+from bot.core.errors import BadPayload, BadSignature, WebhookOff
+from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME, SETTINGS
 from bot.http.common import json_error
+from channels.email import EmailChannel
+from channels.email_routes import add_email_routes, link_key
 from channels.registry import build_channels
 from channels.whatsapp import WhatsAppChannel
 
@@ -28,6 +30,7 @@ ROUTES = {
     "/webhooks/sms": "sms",
     "/webhooks/sms/status": "sms",
     "/webhooks/telegram": "telegram",
+    "/webhooks/email": "email",
 }
 
 
@@ -46,6 +49,8 @@ def _handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
             channel.verify(request.headers, body, url)
         except BadSignature as exc:
             return json_error(401, str(exc))
+        except WebhookOff as exc:
+            return json_error(503, str(exc))
         runtime = request.app[RUNTIME]
         try:
             parsed = channel.parse(request.headers, body)
@@ -109,6 +114,8 @@ async def _channels_ctx(app: web.Application) -> AsyncIterator[None]:
     for channel in app[CHANNELS].values():
         if hasattr(channel, "clock"):  # inbound times on the service's clock (virtual in tests)
             channel.clock = app[CLOCK].now
+        if isinstance(channel, EmailChannel):  # links signed with the key all workers share
+            channel.link_key = await link_key(app[DATABASE])
     try:
         yield
     finally:
@@ -121,3 +128,4 @@ def add_channel_routes(app: web.Application) -> None:
     app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
     for path, name in ROUTES.items():
         app.router.add_post(path, _handler(name))
+    add_email_routes(app)

@@ -159,7 +159,7 @@ FLOW = Flow(
     description="Ask the customer to confirm a store's opt-in before any marketing.",
 )
 
-CHANNEL_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram", "sms": "SMS"}
+CHANNEL_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram", "sms": "SMS", "email": "e-mail"}
 CONFIRM = {
     "yes": (*YES, "si quiero", "sim quero", "yes please", "confirm"),
     "no": (*NO, "no gracias", "nao obrigado", "no thanks"),

@@ -120,7 +120,7 @@ CONFIRM_TIMEOUT = hours(24)
 MAX_RUN = days(3)
 # The waits a store may change (flow settings file, [flows.optout_confirmation.timings]).
 TIMINGS = {"confirm_timeout": CONFIRM_TIMEOUT, "max_run": MAX_RUN}
-CHANNEL_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram", "sms": "SMS"}
+CHANNEL_NAMES = {"whatsapp": "WhatsApp", "telegram": "Telegram", "sms": "SMS", "email": "e-mail"}
 CONFIRM = {
     "yes": (*YES, "si darme de baja", "darme de baja", "dar de baja", "sim sair",
             "yes opt me out", "opt me out"),

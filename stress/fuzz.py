@@ -40,10 +40,13 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from channels.email_links import LinkKind, make_token
+from channels.email_routes import link_key
 from stress.inprocess import ErrorLog, LoopService, Running, app_routes
 from stress.report import Row
 from tests.support.app import (
     ADMIN_TOKEN,
+    EMAIL_INBOUND_SECRET,
     EVENTS_SECRET,
     PUBLIC_URL,
     SHOPIFY_SECRET,
@@ -109,6 +112,7 @@ class Context:
 
     conversation: str = ""
     customer: str = ""
+    link_key: bytes = b""  # signs e-mail links (channels.email_routes)
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,69 @@ def store_route(path: str, folder: str, source: str) -> Route:
     return Route(f"POST {path}", calls)
 
 
+EMAIL_REPLIES: list[tuple[str, Json]] = [
+    ("reply", {"id": "<CAF1@mail.example>", "from": "Ana <ana@example.com>",
+               "to": "shop@tienda.example", "subject": "Re: hola", "in_reply_to": "<x@y>",
+               "text": "sí\n\nEl lun, Tienda escribió:\n> ¿Seguís?"}),
+    ("bare", {"id": "m-1", "from": "ana@example.com", "text": "STOP"}),
+]
+
+
+def email_route() -> Route:
+    """Customers' replies by e-mail: signed like ``/events``, bodies mutated."""
+    @st.composite
+    def calls(draw: st.DrawFn, ctx: Context) -> Call:
+        _, body = draw(store_bodies(EMAIL_REPLIES))
+        headers = _noise(draw, events_headers(EMAIL_INBOUND_SECRET, body), "X-Signature-256")
+        return Call("POST", "/webhooks/email", headers, body, stores="email",
+                    ids=_email_ids(body))
+
+    return Route("POST /webhooks/email", calls)
+
+
+def _email_ids(body: bytes) -> tuple[str, ...]:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ()
+    return tuple(_strings(_walk(doc, "id")))
+
+
+LINK_KINDS: list[LinkKind] = ["open", "click", "unsubscribe"]
+
+
+def email_links_route() -> Route:
+    """Opens, clicks and unsubscribes with links the service itself signed, odd fields
+    inside (what a message's text could put there), and forged or cut tokens."""
+    fields = st.dictionaries(st.sampled_from(["m", "c", "a", "p", "u"]), st.one_of(
+        ODD_TEXT, st.sampled_from(["https://shop.example/p?x=1&y=2", "http://[", "ana@x.example",
+                                   "javascript:alert(1)", "//evil.example", ""])), max_size=5)
+
+    @st.composite
+    def calls(draw: st.DrawFn, ctx: Context) -> Call:
+        kind: LinkKind = draw(st.sampled_from(LINK_KINDS))
+        chosen = draw(fields)
+        token = make_token(ctx.link_key, kind, **chosen)
+        mangle = draw(st.integers(0, 5))
+        if mangle == 0:
+            token = token[:draw(st.integers(0, len(token)))]
+        elif mangle == 1:
+            token = quote(draw(ODD_TEXT), safe="") or "x"
+        method, path = draw(st.sampled_from([("GET", "/t/"), ("GET", "/u/"), ("POST", "/u/")]))
+        body, headers = b"", {}
+        if method == "POST" and draw(st.booleans()):
+            body = b"List-Unsubscribe=One-Click"
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        # Only an unsubscribe is stored before its answer; opens and clicks are best effort.
+        stores = "email" if method == "POST" and mangle > 1 else None
+        # One unsubscribe per message is kept (its inbox id names the message).
+        return Call(method, path + token, headers, body, stores=stores,
+                    ids=(f"email:unsubscribe:{chosen.get('m', '')}",))
+
+    return Route("GET/POST /t/{token}, /u/{token}", calls,
+                 ("GET /t/{token}", "GET /u/{token}", "POST /u/{token}"))
+
+
 AGENT_BODIES: list[tuple[str, Json]] = [
     ("messages", {"text": "Hola, soy Lucía", "agent": "Lucía"}),
     ("takeover", {"agent": "Lucía"}), ("release", {})]
@@ -440,6 +507,7 @@ def _dedicated() -> list[Route]:
         store_route("/webhooks/woocommerce", "fixtures/woocommerce", "woocommerce"),
         store_route("/events", "fixtures/events", "events"),
         agent_post_route(), list_route(), path_id_route(), handshake_route(), plain_get_route(),
+        email_route(), email_links_route(),
         advance_route(),  # last, and on its own service: it moves the clock far ahead
     ]
 
@@ -455,8 +523,8 @@ async def _attempt(running: Running, call: Call, tally: Tally) -> None:
     if response.content_type == "text/event-stream":
         response.close()  # a stream that stays open: its status is the answer
         text = ""
-    else:
-        text = await response.text()
+    else:  # bytes: an answer may be an image (an e-mail's open pixel)
+        text = (await response.read()).decode("utf-8", errors="replace")
     t1 = datetime.now(UTC)
     tally.cases += 1
     tally.statuses[response.status] += 1
@@ -481,12 +549,13 @@ def _check_handshake(call: Call, text: str, tally: Tally) -> None:
 
 
 async def _prepare(running: Running) -> Context:
-    """One conversation to aim the agent API at."""
+    """One conversation to aim the agent API at, and the key of e-mail links."""
     await running.service.whatsapp(whatsapp_text_webhook("hola"))
     await running.service.advance(0)
     listed = await running.service.api("GET", "/api/conversations")
     first = listed["conversations"][0]
-    return Context(conversation=first["id"], customer=first["customer_id"] or "")
+    return Context(conversation=first["id"], customer=first["customer_id"] or "",
+                   link_key=await link_key(running.database))
 
 
 async def _check_stored(running: Running, tally: Tally) -> None:

@@ -30,7 +30,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.http.appkeys import DATABASE
 from bot.infra.database import Database
 from server import create_app
-from tests.support.app import Fakes, Service, make_settings
+from tests.fakes.smtp import FakeSmtp
+from tests.support.app import Fakes, Service, email_settings, make_settings
 
 SERVICE_LOGGERS = ("chasqui", "bot", "channels", "store_events", "rules", "server",
                    "aiohttp.server", "aiohttp.web")
@@ -54,8 +55,10 @@ async def running(mongo_uri: str, **overrides: Any) -> AsyncIterator[Running]:
     """The service on a fresh database, with fakes; settings as the tests' plus ``overrides``."""
     fakes = Fakes()
     await fakes.start()
+    relay = FakeSmtp().start()  # e-mail on too, so its routes are exercised like the others
     try:
-        settings = make_settings(mongo_uri, f"s_{uuid.uuid4().hex[:12]}", fakes, **overrides)
+        settings = make_settings(mongo_uri, f"s_{uuid.uuid4().hex[:12]}", fakes,
+                                 **{**email_settings(relay), **overrides})
         app = create_app(settings)
         client = TestClient(TestServer(app))
         await client.start_server()
@@ -64,6 +67,7 @@ async def running(mongo_uri: str, **overrides: Any) -> AsyncIterator[Running]:
         finally:
             await client.close()
     finally:
+        relay.stop()
         await fakes.close()
 
 

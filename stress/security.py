@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import server
+from channels.email_links import make_token
 from stress.harness import RUN_LOGS, RunLogs
 from stress.inprocess import Running, app_routes, running
 from stress.report import Row
@@ -170,6 +171,17 @@ async def check_auth(run: Running) -> Result:
                 result.expect(response.status == 401,
                               f"{name} answered {response.status} to a bad signature "
                               f"({sorted(headers)})")
+        elif template in ("/t/{token}", "/u/{token}"):
+            # An e-mail's links: the token is the credential. One signed with
+            # another key (a changed target or address) is not honoured.
+            for kind in ("open", "click", "unsubscribe"):
+                token = make_token(WRONG.encode() * 4, kind, m="m1", c="c1", a="a@x.example",
+                                   p="<p@x>", u="https://evil.example/")
+                response = await client.request(method, template.replace("{token}", token),
+                                                data=b"List-Unsubscribe=One-Click",
+                                                allow_redirects=False)
+                result.expect(response.status == 404, f"{name} answered {response.status} "
+                              f"to a {kind} link signed with another key")
         elif name == "GET /webhooks/whatsapp":
             for token in (WA_VERIFY + "x", "", WA_VERIFY.upper()):
                 response = await client.get(path, params={

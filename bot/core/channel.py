@@ -70,6 +70,10 @@ class OutboundMessage(BaseModel):
     text: str | None = None
     choices: list[Choice] = Field(default_factory=list)
     template: TemplateRef | None = None
+    # For channels whose messages link back to the service (e-mail's
+    # unsubscribe and tracked links); chat channels ignore them.
+    marketing: bool = Field(default=False, description="needs an unsubscribe link (e-mail)")
+    customer: str | None = Field(default=None, description="the customer's internal id")
 
 
 Parsed = list[InboundMessage | DeliveryStatus | ConsentChange]

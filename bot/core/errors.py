@@ -13,3 +13,7 @@ class BadSignature(WebhookError):
 
 class BadPayload(WebhookError):
     """The body is not what the route takes: answer 400 naming the problem."""
+
+
+class WebhookOff(WebhookError):
+    """The route's secret is not set, so nothing it receives can be believed: answer 503."""

@@ -111,6 +111,9 @@ class ConsentChange(BaseModel):
     user_id: str | None = None
     state: Literal["granted", "revoked"]
     detail: str = ""
+    via: str = Field(default="user_preferences",
+                     description="how the user said it, for the ledger's source "
+                                 "(<channel>:<via>): user_preferences, unsubscribe_link")
     at: datetime
 
 

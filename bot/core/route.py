@@ -353,7 +353,7 @@ class Router:
         marketing, so it grants nothing the customer had not given before.
         """
         channel = change.channel
-        source = f"{channel}:user_preferences"
+        source = f"{channel}:{change.via}"
         evidence = {"input": input_id, "detail": change.detail}
         at = min(change.at, self.now)
         if change.state == "revoked":

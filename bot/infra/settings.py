@@ -9,6 +9,7 @@ A bad value fails start-up with a message naming the variable and the value
 from __future__ import annotations
 
 from decimal import Decimal
+from email.utils import parseaddr
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     telegram_bot_username: str = "chasqui_bot"
     telegram_rate: float = Field(default=30.0, ge=0)
+
+    # E-mail (channels/email.py): off until SMTP_URL and EMAIL_FROM are set.
+    smtp_url: SecretStr | None = Field(
+        default=None, description="smtp://user:password@host:port (smtps:// for TLS from the "
+                                  "start); STARTTLS is used whenever the relay offers it")
+    email_from: str | None = Field(default=None, description='the From: "Store <shop@example.com>"')
+    email_inbound_secret: SecretStr | None = Field(
+        default=None, description="signs POST /webhooks/email (like /events); unset: replies off")
+    email_rate: float = Field(default=10.0, ge=0, description="e-mails/s; 0 = unpaced")
 
     shopify_webhook_secret: SecretStr | None = None
     woocommerce_webhook_secret: SecretStr | None = None
@@ -247,6 +257,30 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            # Never echo the value: it holds the relay's password.
+            raise ValueError("must be smtp://user:password@host:port or smtps://...")
+        try:
+            parts.port  # noqa: B018 (a bad port raises here, named)
+        except ValueError:
+            raise ValueError("has a port that is not a number") from None
+        return value
+
+    @field_validator("email_from")
+    @classmethod
+    def _check_email_from(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError('must be an address, e.g. "Store <shop@example.com>"')
+        return value.strip()
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         if not self.public_url:
@@ -314,6 +348,7 @@ class Settings(BaseSettings):
                               self.whatsapp_app_secret, self.whatsapp_verify_token)),
                 ("sms", (self.twilio_account_sid, self.twilio_auth_token, self.twilio_from)),
                 ("telegram", (self.telegram_bot_token, self.telegram_secret_token)),
+                ("email", (self.smtp_url, self.email_from)),
             )
             if all(needed)
         ]
@@ -338,12 +373,15 @@ def secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
+SECRET_WORDS = ("TOKEN", "SECRET", "SMTP_URL")  # variables never echoed (SMTP_URL has a password)
+
+
 def format_settings_error(error: ValidationError) -> str:
     """Name each bad variable and its value (secrets are masked)."""
     lines = ["invalid configuration:"]
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]).upper() or "(settings)"
         value = item.get("input")
-        shown = "***" if any(w in key for w in ("TOKEN", "SECRET")) else repr(value)
+        shown = "***" if any(w in key for w in SECRET_WORDS) else repr(value)
         lines.append(f"  {key}={shown}: {item['msg']}")
     return "\n".join(lines)

@@ -274,6 +274,17 @@ class Runtime:
             payload=event.model_dump(mode="json"), raw=raw)
         return await self.inbox.accept(item)
 
+    async def accept_customer_event(self, customer: str, event: StoreEvent,
+                                    dedupe_id: str) -> bool:
+        """Store an event about a customer we already know by id (an e-mail's open or click).
+
+        Routed by the internal id (``id:`` key), so no identity is looked up
+        and none is added; flows hear it as they hear a store's event.
+        """
+        return await self.inbox.accept(make_item(
+            dedupe_id=dedupe_id, kind="event", source=event.source, keys=[f"id:{customer}"],
+            payload=event.model_dump(mode="json")))
+
     async def keep_ignored(self, dedupe_id: str, source: str, topic: str, raw: str) -> bool:
         """Keep a webhook whose topic we do not handle, for inspection."""
         return await self.inbox.accept(make_item(

@@ -337,6 +337,7 @@ class OutboxSender:
             text=None if template else message.get("text"),
             choices=[] if template else [Choice(**c) for c in message.get("choices", [])],
             template=TemplateRef(**template) if template else None,
+            marketing=bool(message.get("marketing")), customer=message.get("customer"),
         )
 
     async def _send_one(self, message: Doc, outbound: OutboundMessage,

@@ -1,6 +1,7 @@
-"""Run the three provider fakes for a local demo, until Ctrl-C.
+"""Run the provider fakes (and an SMTP relay) for a local demo, until Ctrl-C.
 
-    python -m tests.fakes --whatsapp-port 9001 --twilio-port 9002 --telegram-port 9003
+    python -m tests.fakes --whatsapp-port 9001 --twilio-port 9002 --telegram-port 9003 \
+        --smtp-port 9025
 
 prints the environment variables that point the service at them.
 """
@@ -13,6 +14,7 @@ import contextlib
 import logging
 
 from tests.fakes import FakeProvider
+from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.whatsapp import FakeWhatsApp
@@ -25,6 +27,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--whatsapp-port", type=int, default=9001)
     parser.add_argument("--twilio-port", type=int, default=9002)
     parser.add_argument("--telegram-port", type=int, default=9003)
+    parser.add_argument("--smtp-port", type=int, default=9025)
     return parser.parse_args()
 
 
@@ -33,7 +36,9 @@ async def _serve(args: argparse.Namespace) -> None:
     twilio = FakeTwilio()
     telegram = FakeTelegram()
     fakes: list[FakeProvider] = [whatsapp, twilio, telegram]
+    relay = FakeSmtp(port=args.smtp_port, host=args.host, log=True)
     try:
+        relay.start()
         await whatsapp.start(args.host, args.whatsapp_port)
         await twilio.start(args.host, args.twilio_port)
         await telegram.start(args.host, args.telegram_port)
@@ -51,11 +56,15 @@ async def _serve(args: argparse.Namespace) -> None:
             ("TELEGRAM_API_URL", telegram.url),
             ("TELEGRAM_BOT_TOKEN", telegram.token),
             ("TELEGRAM_SECRET_TOKEN", "demo-secret-token"),
+            ("SMTP_URL", relay.url),
+            ("EMAIL_FROM", "'Demo <shop@demo.example>'"),
+            ("EMAIL_INBOUND_SECRET", "demo-inbound-secret"),
         ):
             print(f"export {name}={value}")
         print("# Ctrl-C stops them.", flush=True)
         await asyncio.Event().wait()
     finally:
+        relay.stop()
         for fake in reversed(fakes):
             await fake.close()
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.infra.settings import Settings
+from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.whatsapp import FakeWhatsApp
@@ -137,6 +138,15 @@ def customer_event(event_id: str, event_type: str, occurred_at: str, *, customer
                      "consents": consents if consents is not None else {"whatsapp": True}},
         "data": data,
     }
+
+
+EMAIL_INBOUND_SECRET = "inbound-mail-secret"
+
+
+def email_settings(relay: FakeSmtp) -> dict[str, Any]:
+    """Settings that switch e-mail on, through ``relay`` (a loopback SMTP server)."""
+    return {"smtp_url": relay.url, "email_from": "Tienda <shop@tienda.example>",
+            "email_inbound_secret": EMAIL_INBOUND_SECRET, "email_rate": 0}
 
 
 def with_test_flows(**overrides: Any) -> dict[str, Any]:

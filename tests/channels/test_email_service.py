@@ -1,0 +1,199 @@
+"""E-mail through the running service: a real SMTP relay on loopback, signed replies,
+the tracked links and the one-click unsubscribe.
+
+The test flows: ``notify`` (marketing: ``product.back_in_stock`` -> "restock")
+and ``echo`` (transactional: every message comes back as "eco: <text>").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from server import create_app
+from tests.fakes.smtp import FakeSmtp
+from tests.support.app import (
+    PUBLIC_URL,
+    Fakes,
+    Service,
+    make_settings,
+    with_test_flows,
+)
+from tests.support.store_signing import events_headers
+
+ADDRESS = "ana@example.com"
+INBOUND_SECRET = "inbound-mail-secret"
+
+
+@pytest.fixture
+def relay() -> Iterator[FakeSmtp]:
+    with FakeSmtp(user="mailer", password="secret") as started:
+        yield started
+
+
+async def start(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+                relay: FakeSmtp, **overrides: Any) -> Service:
+    values: dict[str, Any] = {
+        "smtp_url": relay.url, "email_from": "Tienda <shop@tienda.example>",
+        "email_inbound_secret": INBOUND_SECRET, "email_rate": 0, **overrides}
+    settings = make_settings(mongo_uri, db_name, fakes, **with_test_flows(**values))
+    return Service(await aiohttp_client(create_app(settings)))
+
+
+def restock(event_id: str, consents: dict[str, bool]) -> dict[str, Any]:
+    """A marketing trigger for a customer known only by e-mail."""
+    return {"id": event_id, "type": "product.back_in_stock", "occurred_at": "2026-11-24T10:00:00Z",
+            "customer": {"id": "cus_mail", "email": ADDRESS, "first_name": "Ana",
+                         "consents": consents},
+            "data": {"sku": "SKU-1"}}
+
+
+async def reply(service: Service, text: str, message_id: str = "<r1@mail.example>",
+                secret: str = INBOUND_SECRET, expect: int = 200) -> Any:
+    body = json.dumps({"id": message_id, "from": f"Ana <{ADDRESS}>", "to": "shop@tienda.example",
+                       "subject": "Re: hola", "text": text, "in_reply_to": None}).encode()
+    response = await service.client.post("/webhooks/email", data=body,
+                                          headers=events_headers(secret, body))
+    assert response.status == expect, await response.text()
+    return await response.json()
+
+
+def link(mail: EmailMessage, path: str) -> str:
+    """The first ``{PUBLIC_URL}/{path}/...`` link of the plain part, as a path."""
+    plain = mail.get_body(("plain",))
+    assert plain is not None
+    text = str(plain.get_content())
+    start = text.index(f"{PUBLIC_URL}/{path}/")
+    return text[start:].split()[0].rstrip(".")[len(PUBLIC_URL):]
+
+
+async def test_marketing_email_goes_out_with_consent_and_one_click_unsubscribe_stops_it(
+        db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+        relay: FakeSmtp) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
+    await service.event(restock("evt_1", {"email": True}))
+    await service.advance(0)
+    [mail] = relay.messages
+    assert mail["To"] == ADDRESS and mail["Subject"] == "¡Volvió el producto que mirabas!"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    stored = await db.messages.find_one({"channel": "email", "direction": "out"})
+    assert stored["provider_id"] == mail["Message-ID"] and stored["status"] == "sent"
+
+    unsubscribe = mail["List-Unsubscribe"].strip("<>")[len(PUBLIC_URL):]
+    page = await service.client.get(unsubscribe)  # a GET shows a button, changes nothing
+    assert page.status == 200 and "a***@example.com" in await page.text()
+    await service.advance(0)
+    customer = await service.api("GET", "/api/customers/cus_mail")
+    assert customer["consents"]["email"]["state"] == "granted"
+
+    one_click = await service.client.post(unsubscribe, data="List-Unsubscribe=One-Click",
+                                          headers={"Content-Type":
+                                                   "application/x-www-form-urlencoded"})
+    assert one_click.status == 200, await one_click.text()
+    await service.advance(0)
+    customer = await service.api("GET", "/api/customers/cus_mail")
+    assert customer["consents"]["email"]["state"] == "revoked"
+    assert customer["consents"]["email"]["source"] == "email:unsubscribe_link"
+    assert customer["consent_ledger"][-1]["evidence"]["detail"].startswith("one-click")
+
+    await service.event(restock("evt_2", {}))
+    await service.advance(0)
+    assert len(relay.messages) == 1  # nothing after the unsubscribe
+    assert await db.messages.count_documents({"channel": "email", "status": "sent"}) == 1
+
+
+async def test_no_marketing_email_without_email_consent(
+        db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+        relay: FakeSmtp) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
+    await service.event(restock("evt_1", {"sms": True}))  # no phone: SMS cannot take it
+    await service.advance(0)
+    assert relay.messages == []
+
+
+async def test_a_reply_by_email_is_answered_by_email_and_its_links_are_tracked(
+        db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+        relay: FakeSmtp) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
+    await reply(service, "mirá https://tienda.example/p/1\n\n> lo que mandaste")
+    await reply(service, "mirá https://tienda.example/p/1")  # same id: stored once
+    await service.advance(0)
+    [mail] = relay.messages
+    assert mail["To"] == ADDRESS and mail["List-Unsubscribe"] is None  # transactional
+    assert mail["Subject"].startswith("eco: mirá")
+
+    click = await service.client.get(link(mail, "t"), allow_redirects=False)
+    assert click.status == 302 and click.headers["Location"] == "https://tienda.example/p/1"
+    rich = mail.get_body(("html",))
+    assert rich is not None
+    pixel_path = str(rich.get_content()).split('<img src="')[1].split('"')[0][len(PUBLIC_URL):]
+    pixel = await service.client.get(pixel_path)
+    assert pixel.status == 200 and pixel.content_type == "image/gif"
+    await service.client.get(pixel_path)  # a second open is not a second event
+    await service.advance(0)
+
+    sent = await db.messages.find_one({"provider_id": mail["Message-ID"]})
+    assert sent["status"] == "read"
+    events = {item["payload"]["type"]: item async for item in db.inbox.find(
+        {"kind": "event", "source": "email"})}
+    assert set(events) == {"email.clicked", "email.opened"}
+    assert all(item["state"] == "done" for item in events.values())
+    assert events["email.clicked"]["payload"]["data"]["url"] == "https://tienda.example/p/1"
+
+    forged = link(mail, "t")[:-3] + "AAA"
+    assert (await service.client.get(forged, allow_redirects=False)).status == 404
+
+
+async def test_stop_by_email_revokes_at_once_without_a_confirmation(
+        aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+        relay: FakeSmtp) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
+    await service.event(restock("evt_1", {"email": True}))
+    await service.advance(0)
+    await reply(service, "STOP\n\nEl lun, Tienda escribió:\n> ¡Volvió el producto!")
+    await service.advance(0)
+    customer = await service.api("GET", "/api/customers/cus_mail")
+    assert customer["consents"]["email"]["state"] == "revoked"
+    assert len(relay.messages) == 1  # the restock only: no confirmation e-mail
+
+
+async def test_the_reply_webhook_refuses_bad_signatures_and_is_off_without_its_secret(
+        db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+        relay: FakeSmtp) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
+    refused = await reply(service, "hola", secret="wrong", expect=401)
+    assert "X-Signature-256" in refused["error"]
+    assert await db.inbox.count_documents({"source": "email"}) == 0
+
+    without = await start(aiohttp_client, mongo_uri, db_name, fakes, relay,
+                          email_inbound_secret=None)
+    off = await reply(without, "hola", expect=503)
+    assert "EMAIL_INBOUND_SECRET" in off["error"]
+
+
+async def test_email_is_off_until_smtp_url_and_email_from_are_set(
+        aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes) -> None:
+    settings = make_settings(mongo_uri, db_name, fakes, **with_test_flows(
+        email_inbound_secret=INBOUND_SECRET))
+    service = Service(await aiohttp_client(create_app(settings)))
+    await reply(service, "hola", expect=503)
+    assert (await service.client.get("/t/abc.def")).status == 404
+
+
+async def test_a_mailbox_that_does_not_exist_is_marked_undeliverable(
+        db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+        relay: FakeSmtp) -> None:
+    relay.refuse[ADDRESS] = (550, "5.1.1 <ana@example.com>: user unknown")
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
+    await service.event(restock("evt_1", {"email": True}))
+    await service.advance(0)
+    await service.advance(0)  # the failure report is an input of its own
+    failed = await db.messages.find_one({"channel": "email", "direction": "out"})
+    assert failed["status"] == "failed" and "550" in str(failed.get("error"))
+    customer = await db.customers.find_one({"keys": f"email:{ADDRESS}"})
+    assert customer["undeliverable"]["email"]["address"] == ADDRESS
+    assert relay.messages == []
