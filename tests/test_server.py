@@ -137,6 +137,21 @@ def test_secrets_are_masked_in_settings_errors(monkeypatch: pytest.MonkeyPatch) 
     assert "super-secret-value" not in summary
 
 
+@pytest.mark.parametrize("url", ["http://mailer:pa55word@relay.example:587",
+                                 "smtp://mailer:pa55word@relay.example:port"])
+def test_a_bad_smtp_url_is_named_without_its_password(
+        monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("SMTP_URL", url)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    message = format_settings_error(caught.value)
+    assert "SMTP_URL=***" in message and "pa55word" not in message
+    good = Settings(smtp_url="smtp://mailer:pa55word@relay.example:587",
+                    email_from="Shop <shop@example.com>")
+    assert "email" in good.enabled_summary() and "pa55word" not in good.enabled_summary()
+    assert "pa55word" not in repr(good)
+
+
 def test_server_refuses_to_start_with_a_bad_setting() -> None:
     env = {**os.environ, "PORT": "abc"}
     done = subprocess.run([sys.executable, "server.py"], cwd=ROOT, env=env,

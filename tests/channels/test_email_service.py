@@ -17,16 +17,17 @@ import pytest
 from server import create_app
 from tests.fakes.smtp import FakeSmtp
 from tests.support.app import (
+    EMAIL_INBOUND_SECRET,
     PUBLIC_URL,
     Fakes,
     Service,
+    email_settings,
     make_settings,
     with_test_flows,
 )
 from tests.support.store_signing import events_headers
 
 ADDRESS = "ana@example.com"
-INBOUND_SECRET = "inbound-mail-secret"
 
 
 @pytest.fixture
@@ -37,9 +38,7 @@ def relay() -> Iterator[FakeSmtp]:
 
 async def start(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
                 relay: FakeSmtp, **overrides: Any) -> Service:
-    values: dict[str, Any] = {
-        "smtp_url": relay.url, "email_from": "Tienda <shop@tienda.example>",
-        "email_inbound_secret": INBOUND_SECRET, "email_rate": 0, **overrides}
+    values = {**email_settings(relay), **overrides}
     settings = make_settings(mongo_uri, db_name, fakes, **with_test_flows(**values))
     return Service(await aiohttp_client(create_app(settings)))
 
@@ -53,7 +52,7 @@ def restock(event_id: str, consents: dict[str, bool]) -> dict[str, Any]:
 
 
 async def reply(service: Service, text: str, message_id: str = "<r1@mail.example>",
-                secret: str = INBOUND_SECRET, expect: int = 200) -> Any:
+                secret: str = EMAIL_INBOUND_SECRET, expect: int = 200) -> Any:
     body = json.dumps({"id": message_id, "from": f"Ana <{ADDRESS}>", "to": "shop@tienda.example",
                        "subject": "Re: hola", "text": text, "in_reply_to": None}).encode()
     response = await service.client.post("/webhooks/email", data=body,
@@ -178,7 +177,7 @@ async def test_the_reply_webhook_refuses_bad_signatures_and_is_off_without_its_s
 async def test_email_is_off_until_smtp_url_and_email_from_are_set(
         aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes) -> None:
     settings = make_settings(mongo_uri, db_name, fakes, **with_test_flows(
-        email_inbound_secret=INBOUND_SECRET))
+        email_inbound_secret=EMAIL_INBOUND_SECRET))
     service = Service(await aiohttp_client(create_app(settings)))
     await reply(service, "hola", expect=503)
     assert (await service.client.get("/t/abc.def")).status == 404
