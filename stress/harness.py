@@ -40,6 +40,7 @@ from pymongo import AsyncMongoClient
 
 from bot.infra import db_credentials
 from bot.types import Doc
+from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.whatsapp import FakeWhatsApp
@@ -62,22 +63,26 @@ EVENTS_SECRET = "stress-events-secret"
 WA_SECRET = "stress-wa-secret"
 TG_SECRET = "stress-tg-secret"
 TWILIO_FROM = "+15005550006"
+EMAIL_SECRET = "stress-email-secret"
 
 
 class Providers:
-    """The WhatsApp, Twilio and Telegram fakes, started together."""
+    """The WhatsApp, Twilio and Telegram fakes and an SMTP relay, started together."""
 
     def __init__(self) -> None:
         self.whatsapp = FakeWhatsApp()
         self.twilio = FakeTwilio()
         self.telegram = FakeTelegram()
+        self.email = FakeSmtp()
 
     async def __aenter__(self) -> Providers:
         for fake in (self.whatsapp, self.twilio, self.telegram):
             await fake.start()
+        self.email.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.email.stop()
         for fake in (self.whatsapp, self.twilio, self.telegram):
             await fake.close()
 
@@ -90,6 +95,8 @@ class Providers:
             "TWILIO_AUTH_TOKEN": self.twilio.auth_token, "TWILIO_FROM": TWILIO_FROM,
             "TELEGRAM_API_URL": self.telegram.url, "TELEGRAM_BOT_TOKEN": self.telegram.token,
             "TELEGRAM_SECRET_TOKEN": TG_SECRET,
+            "SMTP_URL": self.email.url, "EMAIL_FROM": "Stress <shop@stress.example>",
+            "EMAIL_INBOUND_SECRET": EMAIL_SECRET, "EMAIL_RATE": "0",
         }
 
     def sent_texts(self) -> Counter[str]:
@@ -101,12 +108,15 @@ class Providers:
             texts.update(str(r.get("body", "")) for r in resources)
         for messages in self.telegram.sent.values():
             texts.update(str(m.get("text", "")) for m in messages)
+        for mail in list(self.email.messages):  # the relay's thread appends
+            plain = mail.get_body(("plain",))
+            texts.update([str(plain.get_content()).strip() if plain is not None else ""])
         return texts
 
     def send_calls(self) -> int:
         """Send requests the fakes received, accepted or not."""
         return sum(1 for fake in (self.whatsapp, self.twilio, self.telegram)
-                   for r in fake.requests if r.method == "POST")
+                   for r in fake.requests if r.method == "POST") + len(self.email.messages)
 
 
 class RunLogs:
@@ -176,7 +186,7 @@ def server(providers: Providers, data_dir: Path, log_name: str = "server.log",
 class Input:
     """One signed webhook, the inbox id it is stored under, and the reply it must bring."""
 
-    kind: str  # event, whatsapp, sms, telegram, status
+    kind: str  # event, whatsapp, sms, telegram, email, status
     path: str
     body: bytes
     headers: dict[str, str]
@@ -197,7 +207,7 @@ class Traffic:
     rng: random.Random = field(default_factory=random.Random)
     counter: itertools.count[int] = field(default_factory=itertools.count)
     mix: tuple[tuple[str, int], ...] = (("event", 3), ("whatsapp", 3), ("sms", 2),
-                                        ("telegram", 2), ("status", 2))
+                                        ("telegram", 2), ("email", 1), ("status", 2))
 
     def next(self) -> Input:
         kinds, weights = zip(*self.mix, strict=True)
@@ -220,6 +230,14 @@ class Traffic:
             return Input(kind, "/events", body, events_headers(EVENTS_SECRET, body),
                          f"events:evt_{tag}", f"ping {tag}")
         text = f"hola m{tag}"
+        if kind == "email":
+            mail_id = f"<{tag}@mail.stress.example>"
+            body = json_body({"id": mail_id, "from": f"Cliente <c{who}@mail.stress.example>",
+                              "to": "shop@stress.example", "subject": "Re: hola",
+                              "text": f"{text}\n\nEl lun, Stress escribió:\n> hola",
+                              "in_reply_to": None})
+            return Input(kind, "/webhooks/email", body, events_headers(EMAIL_SECRET, body),
+                         f"email:{mail_id}", f"eco: {text}")
         if kind == "whatsapp":
             payload = whatsapp_text_webhook(text, phone=phone, user_id=f"AR.{who:013d}")
             wamid = payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
