@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
 from pydantic import ValidationError
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -69,6 +70,7 @@ from bot.infra.clock import Clock
 from bot.infra.database import Database, find_in, update_each
 from bot.infra.metrics import Metrics
 from bot.runtime.flow_stats import count_conversions, write_counters
+from bot.runtime.inbox import UNENCODABLE
 from bot.runtime.pending import PendingScan
 from bot.runtime.receipts import apply_receipts
 from bot.types import LEGACY_KINDS, Doc, inbox_kind
@@ -423,6 +425,7 @@ class Processor:
                 add_keys(doc, [k for k in item["keys"] if not k.startswith("id:")])
                 decided = self.decider.apply_input(doc, item, now)
                 decided.stats += self.stats_facts(item, before, doc, now)
+                self.check_storable(doc, decided)
                 outcome.extend(decided)
                 done.append(item["_id"])
                 self.metrics.decisions.labels("ok").inc()
@@ -435,13 +438,34 @@ class Processor:
         if doc.get("next_due") is not None and doc["next_due"] <= now:
             before = snapshot(doc)
             try:
-                outcome.extend(self.decider.fire_due(doc, now))
+                fired = self.decider.fire_due(doc, now)
+                self.check_storable(doc, fired)
+                outcome.extend(fired)
             except (RuleError, ValueError, KeyError, RuntimeError) as exc:
                 log.warning("waits of %s failed: %s", doc["_id"], exc)
                 doc.clear()
                 doc.update(before)
                 waits.take_due(doc, now)  # drop them, so they do not fail forever
         return done, failed, outcome
+
+    def check_storable(self, doc: Doc, decided: Outcome) -> None:
+        """Raise ValueError unless the database can hold what one decision produced.
+
+        The commit writes a chunk of customers at once, and the driver
+        encodes the whole chunk before sending it: a document BSON cannot
+        encode (a store's checkout id with a NUL became a key of the
+        customer's checkouts, found by the fuzz run) failed every customer's
+        commit in the chunk, on every pass, forever. Encoding the decision's
+        documents here (about as costly as the snapshot taken before it)
+        fails that one input instead, and names why.
+        """
+        codec = self.db.db.codec_options
+        try:
+            bson.encode(doc, codec_options=codec)
+            for record in (*decided.messages, *decided.codes, *decided.finished_runs):
+                bson.encode(record, codec_options=codec)
+        except UNENCODABLE as exc:
+            raise ValueError(f"the decision cannot be stored: {exc}"[:500]) from exc
 
     def stats_facts(self, item: Doc, before: Doc, after: Doc, now: datetime) -> list[Doc]:
         """Facts only the processor sees, for the statistics: a reply to a flow's
