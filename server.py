@@ -76,8 +76,10 @@ def create_app(settings: Settings) -> web.Application:
     from bot.http.campaigns_api import add_campaign_routes
     from bot.http.consent_api import add_consent_routes
     from bot.http.console import add_console_routes
+    from bot.http.openapi import add_openapi_route
     from bot.http.stats_api import add_stats_routes
     from bot.runtime.loops import runtime_context
+    from channels.email import InboundEmail
     from channels.webhooks import add_channel_routes
     from store_events.webhooks import add_store_routes
 
@@ -104,6 +106,7 @@ def create_app(settings: Settings) -> web.Application:
     add_stats_routes(app)
     add_consent_routes(app)
     add_campaign_routes(app)
+    add_openapi_route(app, {"/webhooks/email": InboundEmail})  # an edge's body model
     add_console_routes(app)
     app.cleanup_ctx.append(runtime_context)  # last: it needs the database and channels
     return app

@@ -80,7 +80,8 @@ class InboundEmail(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    id: str = Field(min_length=1, max_length=998, description="the e-mail's Message-ID: dedupe key")
+    id: str = Field(min_length=1, max_length=998, pattern=r"\S",
+                    description="the e-mail's Message-ID: dedupe key (never blank)")
     from_: str = Field(alias="from", min_length=3, max_length=998)
     to: str | None = None
     subject: str | None = None

@@ -126,7 +126,7 @@ def _inbound(
     sender = _e164(phone) if phone else user_id
     if not sender:
         raise BadPayload(f"{where}: no 'from', 'from_user_id' or matching contact")
-    provider_id = _field(msg, "id", str, where)
+    provider_id = _message_id(msg, where)
     at = _timestamp(msg.get("timestamp"), where)
     _check_with_pywa(client, entry, value, "messages", msg, contact, parser, where)
     profile = contact.get("profile") if contact is not None else None
@@ -189,7 +189,7 @@ def _status(
         raise BadPayload(f"{where}: 'status' must be a str")
     if state not in STATES:
         return None
-    provider_id = _field(status, "id", str, where)
+    provider_id = _message_id(status, where)
     at = _timestamp(status.get("timestamp"), where)
     phone = _opt_str(status.get("recipient_id"))
     user_id = _opt_str(status.get("recipient_user_id"))
@@ -382,6 +382,19 @@ def _field(obj: Any, key: str, kind: type, where: str, default: Any = _MISSING) 
     if not isinstance(value, kind):
         raise BadPayload(f"{where}: '{key}' must be a {kind.__name__}")
     return value
+
+
+def _message_id(obj: Any, where: str) -> str:
+    """A message's ``id`` (a ``wamid``): the dedupe key, so never empty.
+
+    Found by the full fuzz run: an empty id was accepted, stored as
+    ``whatsapp:``, and every later message with an empty id was then
+    answered 200 as a duplicate of the first and dropped.
+    """
+    value = _field(obj, "id", str, where)
+    if not value.strip():
+        raise BadPayload(f"{where}: 'id' must not be empty")
+    return str(value)
 
 
 def _opt_str(value: Any) -> str | None:

@@ -212,6 +212,8 @@ def test_bad_replies_are_refused_naming_the_problem() -> None:
         email_channel.parse(headers, body)
     with pytest.raises(BadPayload, match="id"):
         email_channel.parse(headers, json.dumps({"from": "a@b.example"}).encode())
+    with pytest.raises(BadPayload, match="id"):
+        email_channel.parse(headers, json.dumps({"id": " ", "from": "a@b.example"}).encode())
     with pytest.raises(BadPayload):
         email_channel.parse(headers, b"[1, 2]")
     with pytest.raises(WebhookOff):

@@ -473,3 +473,15 @@ def test_the_api_address_keeps_a_path_prefix_and_adds_the_version() -> None:
 def test_the_api_address_must_be_http() -> None:
     with pytest.raises(ValueError, match="WHATSAPP_API_URL"):
         graph_base_url("ftp://example.com", "21.0")
+
+
+@pytest.mark.parametrize("kind", ["messages", "statuses"])
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_message_id_is_refused(parser: WhatsAppChannel, kind: str, empty: str) -> None:
+    """Found by the full fuzz run: an empty id became the inbox key ``whatsapp:``, and
+    every later message with an empty id was answered 200 as its duplicate and dropped."""
+    payload = whatsapp_text_webhook() if kind == "messages" else whatsapp_status_webhook(
+        "wamid.X", "delivered")
+    payload["entry"][0]["changes"][0]["value"][kind][0]["id"] = empty
+    with pytest.raises(BadPayload, match="'id' must not be empty"):
+        parser.parse({}, json_body(payload))
