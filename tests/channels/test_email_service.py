@@ -117,7 +117,8 @@ async def test_no_marketing_email_without_email_consent(
 async def test_a_reply_by_email_is_answered_by_email_and_its_links_are_tracked(
         db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
         relay: FakeSmtp) -> None:
-    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay,
+                          flows="echo,notify,clicked")
     await reply(service, "mirá https://tienda.example/p/1\n\n> lo que mandaste")
     await reply(service, "mirá https://tienda.example/p/1")  # same id: stored once
     await service.advance(0)
@@ -142,6 +143,9 @@ async def test_a_reply_by_email_is_answered_by_email_and_its_links_are_tracked(
     assert set(events) == {"email.clicked", "email.opened"}
     assert all(item["state"] == "done" for item in events.values())
     assert events["email.clicked"]["payload"]["data"]["url"] == "https://tienda.example/p/1"
+
+    # The click reached the flows: ``clicked`` starts on ``email.clicked``.
+    assert relay.messages[-1]["Subject"] == "Gracias por mirar https://tienda.example/p/1"
 
     forged = link(mail, "t")[:-3] + "AAA"
     assert (await service.client.get(forged, allow_redirects=False)).status == 404
