@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 
 SIGNATURE_HEADER = "X-Signature-256"  # as POST /events
 SUBJECT_MAX = 78  # RFC 5322's recommended line length
+# Seconds the channel pauses on a relay's 421. SMTP has no Retry-After, and
+# doubling backoff after a storm of them left mail queued for many minutes.
+RELAY_PAUSE = 30.0
 UNSUBSCRIBE_TEXT = "Para no recibir más correos como este / To unsubscribe"
 # Reply codes whose refusal means the mailbox does not exist (RFC 5321 / 3463).
 DEAD_MAILBOX = {550, 551, 553}
@@ -294,9 +297,10 @@ def refused(code: int, detail: str) -> SendError:
     """
     label = str(code)
     text = (detail or "").strip()[:300]
-    if code in (421, 450, 451, 452) or 400 <= code < 500:
-        cls = RateLimited if code == 421 else TransientSendError
-        return cls(label, text)
+    if code == 421:  # "closing the channel" / "slow down": the relay names no time
+        return RateLimited(label, text, retry_after=RELAY_PAUSE)
+    if 400 <= code < 500:
+        return TransientSendError(label, text)
     meaning: FailureMeaning | None = "dead_address" if code in DEAD_MAILBOX else None
     return PermanentSendError(label, text, meaning=meaning)
 

@@ -138,8 +138,20 @@ async def advance(session: aiohttp.ClientSession, process: ServerProcess, second
         response.raise_for_status()
 
 
+# The SMTP relay's answers for the HTTP providers' faults: 451 (try again
+# later) for their 500s, 421 (slow down) for their 429s. Slow answers and
+# timeouts are not scripted for it: a relay that accepted a message after
+# the client gave up delivers it (RFC 1047), and the receiving server drops
+# the copy by its Message-ID, which is the same on every attempt.
+RELAY_FAULTS = {"500s": (451, "4.3.0 try again later", 3),
+                "429 storm": (421, "4.7.0 too many messages, slow down", 8)}
+
+
 def script(providers: Providers, fault: str) -> None:
     """Make every fake misbehave on its next sends."""
+    if fault in RELAY_FAULTS:
+        code, text, times = RELAY_FAULTS[fault]
+        providers.email.fail_data(code, text, times=times)
     fakes: list[Any] = [providers.whatsapp, providers.twilio, providers.telegram]
     for fake in fakes:
         if fault == "500s":
@@ -163,7 +175,8 @@ async def provider_faults(short: bool, workdir: Path) -> list[Row]:
         process = server(providers, data_dir, CLOCK="virtual")
         await process.start(timeout=90)
         traffic = Traffic(process.url, providers, run="prov", rng=random.Random(7),
-                          mix=(("event", 1), ("whatsapp", 1), ("sms", 1), ("telegram", 1)))
+                          mix=(("event", 1), ("whatsapp", 1), ("sms", 1), ("telegram", 1),
+                               ("email", 1)))
         try:
             for fault in faults:
                 calls_before = providers.send_calls()
@@ -187,6 +200,7 @@ async def provider_faults(short: bool, workdir: Path) -> list[Row]:
                 calls = providers.send_calls() - calls_before
                 for fake in (providers.whatsapp, providers.twilio, providers.telegram):
                     fake.clear_failures()  # what this fault's sends did not use up
+                providers.email.data_errors.clear()
                 rows.append(Row(
                     f"providers, {fault}: replies never sent / sent twice",
                     f"{never} / {twice} of {len(expected)} ({calls} send calls, {took:.0f} s{why})",

@@ -116,7 +116,7 @@ class Providers:
     def send_calls(self) -> int:
         """Send requests the fakes received, accepted or not."""
         return sum(1 for fake in (self.whatsapp, self.twilio, self.telegram)
-                   for r in fake.requests if r.method == "POST") + len(self.email.messages)
+                   for r in fake.requests if r.method == "POST") + self.email.data_commands
 
 
 class RunLogs:

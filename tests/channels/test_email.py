@@ -163,8 +163,9 @@ async def test_refusals_are_mapped_and_the_next_send_reconnects(relay: FakeSmtp)
             await email_channel.send(outbound())
         assert later.value.code == "451" and not isinstance(later.value, PermanentSendError)
         relay.fail_data(421, "4.7.0 too many messages, slow down")
-        with pytest.raises(RateLimited):
+        with pytest.raises(RateLimited) as slow_down:
             await email_channel.send(outbound())
+        assert slow_down.value.retry_after == 30.0
         await email_channel.send(outbound())
     finally:
         await email_channel.close()

@@ -48,6 +48,7 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Session,
                           envelope: Envelope) -> str:
+        self.relay.data_commands += 1
         if self.relay.data_errors:
             code, text = self.relay.data_errors.popleft()
             return f"{code} {text}"
@@ -78,6 +79,7 @@ class FakeSmtp:
         self.tls_used: list[bool] = []  # per message: did it arrive over TLS?
         self.refuse: dict[str, tuple[int, str]] = {}
         self.data_errors: deque[tuple[int, str]] = deque()
+        self.data_commands = 0  # DATA commands received, answered with an error or not
         self.logins: list[str] = []
         self.client_tls: ssl.SSLContext | None = None
         server_tls: ssl.SSLContext | None = None
