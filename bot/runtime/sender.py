@@ -155,8 +155,8 @@ class OutboxSender:
         the least that keeps "at most once" across a crash.
         """
         now, wall = self.clock.now(), datetime.now(UTC)
-        candidates = await self.db.messages.find(
-            {"outbox": True, "due_at": {"$lte": now}}).to_list(BATCH)
+        candidates = await self.db.messages.find(  # limit(): see Processor.due_pass
+            {"outbox": True, "due_at": {"$lte": now}}).limit(BATCH).to_list(BATCH)
         if not candidates:
             return 0
         self.settled = {}
