@@ -631,6 +631,11 @@ def rows(tallies: list[Tally], cases: int) -> list[Row]:
         Row("fuzz: verification handshakes answered 200 without the right token",
             str(wrong), "0", wrong == 0),
     ]
+    # Which route failed, and how (the first example), so a failure can be replayed:
+    # the cases are derandomized, the same on every run.
+    out += [Row(f"fuzz {line.split(': ', 1)[0]}: what failed",
+                line.split(": ", 1)[1][:400].replace("|", "/").replace("\n", " "), "", False)
+            for line in failures(tallies)]
     return out
 
 
