@@ -26,13 +26,14 @@ import contextlib
 import html
 import logging
 import secrets
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
 from bot.core.errors import BadSignature
 from bot.core.inputs import ConsentChange, CustomerInfo, DeliveryStatus, StoreEvent
-from bot.http.appkeys import CHANNELS, CLOCK, RUNTIME
+from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME
 from bot.http.common import json_error
 from bot.infra.database import Database
 from channels.email import EmailChannel
@@ -169,7 +170,17 @@ def _page(status: int, title: str, body: str) -> web.Response:
                         headers=PAGE_HEADERS)
 
 
+async def _link_key_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Give the e-mail channel (when it is on) the key every worker signs links with."""
+    channel = app[CHANNELS].get("email")
+    if isinstance(channel, EmailChannel):
+        channel.link_key = await link_key(app[DATABASE])
+    yield
+
+
 def add_email_routes(app: web.Application) -> None:
+    """The link routes, and the key's loading (after the channels are built)."""
+    app.cleanup_ctx.append(_link_key_ctx)
     app.router.add_get("/t/{token}", track)
     app.router.add_get("/u/{token}", unsubscribe_page)
     app.router.add_post("/u/{token}", unsubscribe)

@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from bot.core.errors import BadPayload, BadSignature, WebhookOff
-from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME, SETTINGS
+from bot.http.appkeys import CHANNELS, CLOCK, RUNTIME, SETTINGS
 from bot.http.common import json_error
-from channels.email import EmailChannel
-from channels.email_routes import add_email_routes, link_key
+from channels.email_routes import add_email_routes
 from channels.registry import build_channels
 from channels.whatsapp import WhatsAppChannel
 
@@ -114,8 +113,6 @@ async def _channels_ctx(app: web.Application) -> AsyncIterator[None]:
     for channel in app[CHANNELS].values():
         if hasattr(channel, "clock"):  # inbound times on the service's clock (virtual in tests)
             channel.clock = app[CLOCK].now
-        if isinstance(channel, EmailChannel):  # links signed with the key all workers share
-            channel.link_key = await link_key(app[DATABASE])
     try:
         yield
     finally:
@@ -128,4 +125,4 @@ def add_channel_routes(app: web.Application) -> None:
     app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
     for path, name in ROUTES.items():
         app.router.add_post(path, _handler(name))
-    add_email_routes(app)
+    add_email_routes(app)  # after _channels_ctx: its context needs the channels

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from tests.support.app import (
     PUBLIC_URL,
     Fakes,
     Service,
+    email_link,
     email_settings,
     make_settings,
     with_test_flows,
@@ -60,14 +60,6 @@ async def reply(service: Service, text: str, message_id: str = "<r1@mail.example
     assert response.status == expect, await response.text()
     return await response.json()
 
-
-def link(mail: EmailMessage, path: str) -> str:
-    """The first ``{PUBLIC_URL}/{path}/...`` link of the plain part, as a path."""
-    plain = mail.get_body(("plain",))
-    assert plain is not None
-    text = str(plain.get_content())
-    start = text.index(f"{PUBLIC_URL}/{path}/")
-    return text[start:].split()[0].rstrip(".")[len(PUBLIC_URL):]
 
 
 async def test_marketing_email_goes_out_with_consent_and_one_click_unsubscribe_stops_it(
@@ -126,7 +118,7 @@ async def test_a_reply_by_email_is_answered_by_email_and_its_links_are_tracked(
     assert mail["To"] == ADDRESS and mail["List-Unsubscribe"] is None  # transactional
     assert mail["Subject"].startswith("eco: mirá")
 
-    click = await service.client.get(link(mail, "t"), allow_redirects=False)
+    click = await service.client.get(email_link(mail, "t"), allow_redirects=False)
     assert click.status == 302 and click.headers["Location"] == "https://tienda.example/p/1"
     rich = mail.get_body(("html",))
     assert rich is not None
@@ -147,7 +139,7 @@ async def test_a_reply_by_email_is_answered_by_email_and_its_links_are_tracked(
     # The click reached the flows: ``clicked`` starts on ``email.clicked``.
     assert relay.messages[-1]["Subject"] == "Gracias por mirar https://tienda.example/p/1"
 
-    forged = link(mail, "t")[:-3] + "AAA"
+    forged = email_link(mail, "t")[:-3] + "AAA"
     assert (await service.client.get(forged, allow_redirects=False)).status == 404
 
 

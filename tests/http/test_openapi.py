@@ -19,7 +19,6 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -45,6 +44,7 @@ from tests.support.app import (
     WOO_SECRET,
     Fakes,
     customer_event,
+    email_link,
     email_settings,
     make_settings,
     with_test_flows,
@@ -371,14 +371,6 @@ def relay() -> Iterator[FakeSmtp]:
         yield started
 
 
-def first_link(mail: EmailMessage, path: str) -> str:
-    """The first ``{PUBLIC_URL}/{path}/...`` link of the plain part, as a path."""
-    plain = mail.get_body(("plain",))
-    assert plain is not None
-    text = str(plain.get_content())
-    start = text.index(f"{PUBLIC_URL}/{path}/")
-    return text[start:].split()[0].rstrip(".")[len(PUBLIC_URL):]
-
 
 async def test_the_email_routes_answer_as_the_document_says(
         aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
@@ -410,7 +402,7 @@ async def test_the_email_routes_answer_as_the_document_says(
     marketing = next(mail for mail in relay.messages if mail["List-Unsubscribe"])
     answer = next(mail for mail in relay.messages if not mail["List-Unsubscribe"])
 
-    click = first_link(answer, "t")
+    click = email_link(answer, "t")
     await api.call("GET", click, "/t/{token}", expect=302, auth=False)
     rich = answer.get_body(("html",))
     assert rich is not None
@@ -418,7 +410,7 @@ async def test_the_email_routes_answer_as_the_document_says(
     await api.call("GET", pixel, "/t/{token}", expect=200, auth=False)
     await api.call("GET", "/t/abc.def", "/t/{token}", expect=404, auth=False)
 
-    leave = first_link(marketing, "u")
+    leave = email_link(marketing, "u")
     await api.call("GET", leave, "/u/{token}", expect=200, auth=False)
     await api.call("GET", "/u/abc.def", "/u/{token}", expect=404, auth=False)
     one_click = await api.call("POST", leave, "/u/{token}", expect=200, auth=False,

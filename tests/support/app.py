@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from email.message import EmailMessage
 from typing import Any
 
 from aiohttp import web
@@ -141,6 +142,15 @@ def customer_event(event_id: str, event_type: str, occurred_at: str, *, customer
 
 
 EMAIL_INBOUND_SECRET = "inbound-mail-secret"
+
+
+def email_link(mail: EmailMessage, path: str) -> str:
+    """The first ``{PUBLIC_URL}/{path}/...`` link of an e-mail's plain part, as a path."""
+    plain = mail.get_body(("plain",))
+    assert plain is not None
+    text = str(plain.get_content())
+    start = text.index(f"{PUBLIC_URL}/{path}/")
+    return text[start:].split()[0].rstrip(".")[len(PUBLIC_URL):]
 
 
 def email_settings(relay: FakeSmtp) -> dict[str, Any]:
