@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench stress lint fakes clean
+.PHONY: install run test bench stress backtest lint fakes clean
 
 # (Re)install only when the venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -35,6 +35,10 @@ bench: install
 # Crash, fault, fuzz, consent, load and security figures in one table (README, "Stress").
 stress: install
 	$(BIN)/python -m stress
+
+# What the working tree's flows would have done to the recorded inputs (README, "Backtesting").
+backtest: install
+	$(BIN)/python -m bot.backtest $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ uses the embedded database on an on-disk temporary directory (and
 1. ``read``: a flow's counters as they are after ``--runs`` runs spread over
    ``--days`` days (one daily document per day, every step with every
    counter, three currencies; nine other flows alongside), seeded directly.
-   Timed: ``bot.http.stats_api.period_figures`` for the whole period, the
+   Timed: ``bot.runtime.flow_stats.period_figures`` for the whole period, the
    stats route's work (two indexed reads and the sum). Target: under 200 ms.
 2. ``list``: ``--listed`` finished runs in ``flow_runs`` over the same days,
    seeded in bulk. Timed: ``runs_page`` (the runs route) for the first page
@@ -44,9 +44,9 @@ from bench.common import (
     print_table,
 )
 from bot.core.stats import Counters
-from bot.http.stats_api import RunQuery, period_figures, runs_page
+from bot.http.stats_api import RunQuery, runs_page
 from bot.infra.database import Database, make_client
-from bot.runtime.flow_stats import write_counters
+from bot.runtime.flow_stats import period_figures, write_counters
 from bot.types import Doc
 from rules.cart_recovery import FLOW
 

@@ -46,8 +46,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.core.flows import EXIT, START, Flow
+from bot.core.keywords import detect
 from bot.core.policy import REASON_CODES, reason_code
-from bot.types import Doc
+from bot.types import Doc, inbox_kind
 
 NO_VARIANT = "-"  # the variant part of an id when a flow records none
 MAX_ATTRIBUTED_RUNS = 10  # runs kept per customer for attribution
@@ -72,12 +73,19 @@ def flow_version(flow: Flow) -> str:
         return str(declared)
     cached = _versions.get(id(flow))
     if cached is None:
-        source = _module_source(flow) or repr(flow)
+        found = flow_source(flow)
+        source = found[1] if found else repr(flow)
         cached = _versions[id(flow)] = hashlib.sha256(source.encode()).hexdigest()[:12]
     return cached
 
 
-def _module_source(flow: Flow) -> str | None:
+def flow_source(flow: Flow) -> tuple[str, str] | None:
+    """The module that declares ``flow`` and its source: (module name, source text).
+
+    What a flow's version hashes, and what ``flow_versions`` keeps of each
+    version (``bot.runtime.flow_versions``). None for a flow declared
+    outside a readable module (a test's, built in place).
+    """
     for module in list(sys.modules.values()):
         # The module's own namespace: no module-level __getattr__ is woken.
         names = getattr(module, "__dict__", None) or {}
@@ -85,7 +93,7 @@ def _module_source(flow: Flow) -> str | None:
         if names.get("FLOW") is flow or (
                 isinstance(listed, list | tuple) and any(item is flow for item in listed)):
             try:
-                return inspect.getsource(module)
+                return module.__name__, inspect.getsource(module)
             except (OSError, TypeError):
                 return None
     return None
@@ -249,6 +257,35 @@ def reply(question: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -
 
 
 # -------------------------------------------------------- sends and receipts
+
+
+def input_facts(item: Doc, before: Mapping[str, Any], after: Mapping[str, Any],
+                now: datetime) -> list[Doc]:
+    """Facts a decision's outcome does not hold, seen by comparing the customer before
+    and after it: a reply to a flow's question, and an order with the runs it may count for.
+
+    A reply is a customer's message (not a keyword) that the decision
+    took as the answer: the question is cleared or replaced. An order
+    keeps the customer's recent runs as they were before it was decided
+    (``attribution``, kept by :func:`remember_message`). The processor and
+    the backtest's replay both call this after each input.
+    """
+    kind = inbox_kind(item)
+    payload = item.get("payload") or {}
+    if kind == "message" and not (payload.get("kind") == "text"
+                                  and detect(payload.get("text") or "")):
+        replied = reply(before.get("question"), after.get("question"))
+        return [replied] if replied else []
+    if kind == "event" and payload.get("type") == "order.placed":
+        data = payload.get("data") or {}
+        try:
+            at = min(datetime.fromisoformat(payload["occurred_at"]), now)
+        except (KeyError, TypeError, ValueError):
+            at = now
+        return [{"kind": "order", "at": at, "total": data.get("total"),
+                 "currency": data.get("currency"),
+                 "candidates": before.get("attribution", [])}]
+    return []
 
 
 def sent_outcome(counters: Counters, message: Mapping[str, Any], now: datetime,

@@ -12,7 +12,7 @@
   with their steps and where each stopped.
 
 Figures come from the statistics counters, read as ``GET
-/api/flows/{name}/stats`` reads them (``bot.http.stats_api.period_figures``:
+/api/flows/{name}/stats`` reads them (``bot.runtime.flow_stats.period_figures``:
 the ``flow_stats`` daily documents summed), never from scanning runs.
 The pages only read; the console's own headers (CSP without inline
 script or style) apply, which is why the SVG uses presentation attributes
@@ -36,8 +36,9 @@ from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME
 from bot.http.common import json_error
 from bot.http.console_i18n import texts
 from bot.http.diagram import render_funnel, render_svg
-from bot.http.stats_api import MAX_DAYS, period_figures
+from bot.http.stats_api import MAX_DAYS
 from bot.infra.database import Database, find_in
+from bot.runtime.flow_stats import period_figures
 
 Doc = dict[str, Any]
 PERIODS = (7, 30, 90)

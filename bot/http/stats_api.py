@@ -32,11 +32,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.core.flows import Flow
-from bot.core.stats import flow_version, summarize
+from bot.core.stats import flow_version
 from bot.http.appkeys import CLOCK, DATABASE, RUNTIME
 from bot.http.common import iso, json_error
 from bot.http.csv_export import cell, stream_csv
 from bot.infra.database import Database
+from bot.runtime.flow_stats import period_figures
 from bot.types import Doc
 
 DEFAULT_DAYS = 30
@@ -85,17 +86,6 @@ def flow_or_404(request: web.Request) -> Flow:
 
 def today(request: web.Request) -> date:
     return request.app[CLOCK].now().astimezone(UTC).date()
-
-
-async def period_figures(database: Database, flow: Flow, first: date, last: date) -> Doc:
-    """The stats answer: the period's daily counters summed, ``active`` from all time."""
-    collection = database.flow_stats
-    days = await collection.find(
-        {"flow": flow.name, "day": {"$gte": first.isoformat(), "$lte": last.isoformat()}},
-    ).to_list(None)
-    all_time = await collection.find({"flow": flow.name, "day": None}).to_list(None)
-    return {"flow": flow.name, "from": first.isoformat(), "to": last.isoformat(),
-            **summarize(flow, days, all_time)}
 
 
 # ------------------------------------------------------------------- routes

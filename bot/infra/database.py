@@ -13,13 +13,16 @@ document refers to a customer by ``customer``, the internal id, and
 - ``customers``: one document per customer: profile, identity keys,
   consents, engine state, flow runs, pending waits, conversation status.
 - ``inbox``: every accepted input (webhook, store event, agent action),
-  keyed by its dedupe id, until processed.
+  keyed by its dedupe id; kept once decided (``state``), as the dedupe
+  record and as the history a backtest replays (``bot.backtest``).
 - ``messages``: the conversation timelines; outbound ones are the outbox.
 - ``conversations``: one summary per customer and channel (agent API view).
 - ``flow_runs``: finished flow runs: who, when, the last step, the outcome.
 - ``flow_stats``: daily counters per (flow, version, variant), summed for a
   period's statistics (``bot.core.stats`` describes them).
 - ``codes``: discount codes issued to customers.
+- ``flow_versions``: the source of every flow version a worker ran
+  (``bot.runtime.flow_versions``), read whole.
 - ``syncs``: one tiny document per process, the target of :meth:`Database.sync`.
 
 Durability. Every write whose loss would lose an acknowledged input or let a

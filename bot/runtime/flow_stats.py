@@ -18,14 +18,15 @@ stay in ``messages`` and ``flow_runs``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from bson.decimal128 import Decimal128
 from pymongo import UpdateOne
 
-from bot.core.stats import Counters, attribute, money
+from bot.core.flows import Flow
+from bot.core.stats import Counters, attribute, money, summarize
 from bot.infra.database import Database, find_in
 from bot.types import Doc
 
@@ -67,3 +68,14 @@ async def count_conversions(database: Database, orders: Iterable[Mapping[str, An
         for run in attribute(order["at"], order["candidates"], messages, window):
             counters.conversion(run, order["at"], money(order.get("total")),
                                 order.get("currency"))
+
+
+async def period_figures(database: Database, flow: Flow, first: date, last: date) -> Doc:
+    """The stats answer: the period's daily counters summed, ``active`` from all time."""
+    collection = database.flow_stats
+    days = await collection.find(
+        {"flow": flow.name, "day": {"$gte": first.isoformat(), "$lte": last.isoformat()}},
+    ).to_list(None)
+    all_time = await collection.find({"flow": flow.name, "day": None}).to_list(None)
+    return {"flow": flow.name, "from": first.isoformat(), "to": last.isoformat(),
+            **summarize(flow, days, all_time)}

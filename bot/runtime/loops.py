@@ -41,6 +41,7 @@ from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings
 from bot.runtime import catalog
 from bot.runtime.campaigns import campaign_pass, next_campaign
+from bot.runtime.flow_versions import record_versions
 from bot.runtime.inbox import STOP_GRACE_SECONDS, Inbox, make_item
 from bot.runtime.pacing import Pacer
 from bot.runtime.processor import Processor, insert_ignoring_duplicates
@@ -386,6 +387,7 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     channels: dict[str, Channel] = app[CHANNELS]  # server.py wires in the registry's
     runtime = Runtime(settings, app[DATABASE], app[CLOCK], app[METRICS], channels, flows)
     app[RUNTIME] = runtime
+    await record_versions(app[DATABASE], flows.values(), app[CLOCK].now())
     runtime.start()
     try:
         yield

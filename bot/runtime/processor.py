@@ -65,7 +65,6 @@ from bot.core import stats, waits
 from bot.core.customers import KEY_FIELDS, add_keys, new_customer, pick_customer
 from bot.core.decide import Decider, Outcome
 from bot.core.engine import RuleError
-from bot.core.keywords import detect
 from bot.infra.clock import Clock
 from bot.infra.database import Database, find_in, update_each
 from bot.infra.metrics import Metrics
@@ -73,7 +72,7 @@ from bot.runtime.flow_stats import count_conversions, write_counters
 from bot.runtime.inbox import UNENCODABLE
 from bot.runtime.pending import PendingScan
 from bot.runtime.receipts import apply_receipts
-from bot.types import LEGACY_KINDS, Doc, inbox_kind
+from bot.types import LEGACY_KINDS, Doc
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
@@ -471,32 +470,8 @@ class Processor:
             raise ValueError(f"the decision cannot be stored: {exc}"[:500]) from exc
 
     def stats_facts(self, item: Doc, before: Doc, after: Doc, now: datetime) -> list[Doc]:
-        """Facts only the processor sees, for the statistics: a reply to a flow's
-        question, and an order with the runs it may count for.
-
-        A reply is a customer's message (not a keyword) that the decision
-        took as the answer: the question is cleared or replaced. An order
-        keeps the customer's recent runs as they were before it was decided
-        (``attribution``, kept by ``bot.core.stats.remember_message``).
-        """
-        if not self.stats:
-            return []
-        kind = inbox_kind(item)
-        payload = item.get("payload") or {}
-        if kind == "message" and not (payload.get("kind") == "text"
-                                      and detect(payload.get("text") or "")):
-            replied = stats.reply(before.get("question"), after.get("question"))
-            return [replied] if replied else []
-        if kind == "event" and payload.get("type") == "order.placed":
-            data = payload.get("data") or {}
-            try:
-                at = min(datetime.fromisoformat(payload["occurred_at"]), now)
-            except (KeyError, TypeError, ValueError):
-                at = now
-            return [{"kind": "order", "at": at, "total": data.get("total"),
-                     "currency": data.get("currency"),
-                     "candidates": before.get("attribution", [])}]
-        return []
+        """Facts only the processor sees (``bot.core.stats.input_facts``), when counting."""
+        return stats.input_facts(item, before, after, now) if self.stats else []
 
     async def commit_many(self, decided: list[tuple[Doc, list[str], Outcome]],
                           token: str) -> set[str]:

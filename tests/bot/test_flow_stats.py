@@ -2,7 +2,7 @@
 
 The runtime is the real one (``FlowHarness``: inbox, processor, sender on a
 real database, virtual clock); the figures are read back as the API reads
-them (``bot.http.stats_api.period_figures``).
+them (``bot.runtime.flow_stats.period_figures``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from bot.core import policy
 from bot.core.policy import may_send, reason_code
 from bot.core.stats import Counters, attribute, escape, from_outcome, summarize, unescape
-from bot.http.stats_api import period_figures
+from bot.runtime.flow_stats import period_figures
 from bot.testing import FlowHarness
 from rules import cart_recovery
 from tests.support.batching import ECHO, accept_replies, introduce
