@@ -351,6 +351,24 @@ class FlowRuns(Answer):
     next: str | None = Field(description="cursor of the following page; null on the last")
 
 
+class FlowVersion(Answer):
+    """One version of a flow some worker ran (``flow_versions``)."""
+
+    version: str
+    first_seen: Moment = Field(description="when a worker first started with it")
+    last_seen: Moment = Field(description="when a worker last started with it")
+    running: bool = Field(description="the version this worker runs")
+    source: bool = Field(description="whether its source was kept (a flow declared outside "
+                                     "a module has none)")
+
+
+class FlowVersions(Answer):
+    """Every recorded version of a flow, the one started most recently first."""
+
+    flow: str
+    versions: list[FlowVersion]
+
+
 # ---------------------------------------------------------------- campaigns
 
 

@@ -11,7 +11,10 @@
 - ``GET /api/flows/{name}/runs?step=&outcome=&from=&to=&limit=&cursor=``: the
   runs that ended in the period (``flow_runs``), oldest first, a page at a
   time; ``next`` is the cursor of the following page (None on the last);
-- ``GET /api/flows/{name}/runs.csv?...``: the same runs as CSV, every page.
+- ``GET /api/flows/{name}/runs.csv?...``: the same runs as CSV, every page;
+- ``GET /api/flows/{name}/versions``: every version of the flow a worker ran
+  (``bot.runtime.flow_versions``), the most recently started first, and
+  ``GET /api/flows/{name}/versions/{version}`` the source it ran.
 
 Dates are ISO days (``2026-03-09``), in UTC like the counters' days, both
 included; the default is the last 30 days up to today. A bad date answers
@@ -38,6 +41,7 @@ from bot.http.common import iso, json_error
 from bot.http.csv_export import cell, stream_csv
 from bot.infra.database import Database
 from bot.runtime.flow_stats import period_figures
+from bot.runtime.flow_versions import find_version, versions
 from bot.types import Doc
 
 DEFAULT_DAYS = 30
@@ -106,6 +110,25 @@ async def flow_stats(request: web.Request) -> web.Response:
     except BadQuery as exc:
         return json_error(400, str(exc))
     return web.json_response(await period_figures(request.app[DATABASE], flow, first, last))
+
+
+async def flow_versions(request: web.Request) -> web.Response:
+    flow = flow_or_404(request)
+    running = flow_version(flow)
+    return web.json_response({"flow": flow.name, "versions": [
+        {"version": doc["version"], "first_seen": iso(doc["first_seen"]),
+         "last_seen": iso(doc["last_seen"]), "running": doc["version"] == running,
+         "source": bool(doc.get("source"))}
+        for doc in await versions(request.app[DATABASE], flow.name)]})
+
+
+async def flow_version_source(request: web.Request) -> web.Response:
+    flow = flow_or_404(request)
+    wanted = request.match_info["version"]
+    found = await find_version(request.app[DATABASE], flow.name, wanted)
+    if found is None or not found.get("source"):
+        return json_error(404, f"no source kept for version {wanted!r} of {flow.name}")
+    return web.Response(text=found["source"], content_type="text/x-python")
 
 
 class RunQuery:
@@ -225,3 +248,5 @@ def add_stats_routes(app: web.Application) -> None:
     app.router.add_get("/api/flows/{name}/stats", flow_stats)
     app.router.add_get("/api/flows/{name}/runs", flow_runs)
     app.router.add_get("/api/flows/{name}/runs.csv", flow_runs_csv)
+    app.router.add_get("/api/flows/{name}/versions", flow_versions)
+    app.router.add_get("/api/flows/{name}/versions/{version}", flow_version_source)

@@ -64,6 +64,12 @@ async def versions(database: Database, flow: str | None = None) -> list[Doc]:
     return sorted(found, key=lambda doc: doc["last_seen"], reverse=True)
 
 
+async def find_version(database: Database, flow: str, version: str) -> Doc | None:
+    """One recorded version, its source included."""
+    found: Doc | None = await database.db[COLLECTION].find_one({"_id": version_id(flow, version)})
+    return found
+
+
 async def current_versions(database: Database) -> dict[str, Doc]:
     """Flow name -> the version the store ran last (its latest ``last_seen``)."""
     latest: dict[str, Doc] = {}

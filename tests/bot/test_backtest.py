@@ -32,7 +32,7 @@ from bot.testing import PureHarness
 from bot.types import Doc
 from rules import cart_recovery
 from server import create_app
-from tests.support.app import make_settings
+from tests.support.app import AUTH, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 1, 15, 15, 0, tzinfo=UTC)
@@ -257,7 +257,23 @@ async def test_an_unknown_flow_is_named(mongo_uri: str, db_name: str, tmp_path: 
 
 async def test_the_service_records_its_flows_versions_at_start(
         aiohttp_client: Any, mongo_uri: str, db_name: str, db: Any) -> None:
-    await aiohttp_client(create_app(make_settings(mongo_uri, db_name, flows="cart_recovery")))
+    client = await aiohttp_client(
+        create_app(make_settings(mongo_uri, db_name, flows="cart_recovery")))
     [kept] = await db.flow_versions.find({}).to_list(None)
-    assert (kept["flow"], kept["version"], kept["source"]) == (
-        "cart_recovery", flow_version(cart_recovery.FLOW), SOURCE)
+    current = flow_version(cart_recovery.FLOW)
+    assert (kept["flow"], kept["version"], kept["source"]) == ("cart_recovery", current, SOURCE)
+    # An earlier deploy's version, and the API that lists them and serves their source.
+    await db.flow_versions.insert_one(
+        {"_id": "cart_recovery|0ld", "flow": "cart_recovery", "version": "0ld",
+         "module": "rules.cart_recovery", "source": old_source(),
+         "first_seen": START - timedelta(days=60), "last_seen": START - timedelta(days=1)})
+    listed = await client.get("/api/flows/cart_recovery/versions", headers=AUTH)
+    assert [(v["version"], v["running"], v["source"])
+            for v in (await listed.json())["versions"]] == [(current, True, True),
+                                                             ("0ld", False, True)]
+    source = await client.get("/api/flows/cart_recovery/versions/0ld", headers=AUTH)
+    assert source.content_type == "text/x-python" and await source.text() == old_source()
+    missing = await client.get("/api/flows/cart_recovery/versions/nope", headers=AUTH)
+    assert missing.status == 404
+    assert await missing.json() == {"error": "no source kept for version 'nope' of cart_recovery"}
+    assert (await client.get("/api/flows/cart_recovery/versions")).status == 401

@@ -346,6 +346,13 @@ async def test_the_api_answers_as_the_document_says(
                        expect=404 if suffix == "diagram.svg" and name == "echo" else 400)
     await api.call("GET", f"/api/flows/{name}/runs?outcome=done&step=started&limit=5",
                    "/api/flows/{name}/runs", expect=200)
+    listed = await api.call("GET", f"/api/flows/{name}/versions", "/api/flows/{name}/versions",
+                            expect=200)
+    await api.call("GET", "/api/flows/nope/versions", "/api/flows/{name}/versions", expect=404)
+    version = listed["versions"][0]["version"]
+    template = "/api/flows/{name}/versions/{version}"
+    await api.call("GET", f"/api/flows/{name}/versions/{version}", template, expect=200)
+    await api.call("GET", f"/api/flows/{name}/versions/0000", template, expect=404)
 
     # campaigns
     segment = {"all": [{"tagged": "vip"}, {"spent_over": ["100", "ARS"]}]}
