@@ -47,6 +47,7 @@ from bot.core.customers import add_keys, identity_keys, new_customer, pick_custo
 from bot.core.decide import Decider, Outcome
 from bot.core.flows import Flow
 from bot.core.inputs import ChannelName, ConsentChange, CustomerInfo, InboundMessage, StoreEvent
+from bot.core.stats import flow_version
 from bot.infra.clock import Clock, VirtualClock
 from bot.infra.database import Database, make_client
 from bot.infra.metrics import Metrics
@@ -216,16 +217,19 @@ class FlowHarness(_Script):
             all of them by default. A reply comes on the first.
         settings: extra settings (e.g. ``cart_abandon_after``); pacing is off
             unless a ``*_rate`` is given.
+        versions: earlier versions of the flows that runs may have started on
+            (``bot.runtime.flow_versions.load_version``).
     """
 
     def __init__(self, mongo_uri: str, flows: list[Flow], start: datetime = DEFAULT_START,
                  channels: Sequence[ChannelName] | None = None,
                  listeners: Sequence[monitoring.CommandListener] = (),
-                 **settings: Any) -> None:
+                 versions: Sequence[Flow] = (), **settings: Any) -> None:
         super().__init__(channels, start)
         self.uri = mongo_uri
         self.listeners = list(listeners)  # PyMongo command monitoring: count round trips
         self.flows = {flow.name: flow for flow in flows}
+        self.versions = by_version(versions)
         self.sent: list[Sent] = []
         self.settings = Settings(mongodb_uri=mongo_uri,
                                  mongodb_db=f"flowtest_{uuid.uuid4().hex[:10]}",
@@ -238,7 +242,7 @@ class FlowHarness(_Script):
         channels = {name: CollectingChannel(traits, self.clock, self.sent)
                     for name, traits in build_traits(self.settings, self.channel_names).items()}
         self.runtime = Runtime(self.settings, self.database, self.clock, Metrics(),
-                               channels, self.flows)
+                               channels, self.flows, self.versions)
         self.runtime.start(loops=False)
         return self
 
@@ -303,6 +307,11 @@ class FlowHarness(_Script):
 STORED: CodecOptions[Doc] = CodecOptions(document_class=dict, tz_aware=True)
 
 
+def by_version(versions: Sequence[Flow]) -> dict[tuple[str, str], Flow]:
+    """Earlier versions keyed as the decisions look them up: (flow, version)."""
+    return {(flow.name, flow_version(flow)): flow for flow in versions}
+
+
 def stored(doc: Doc) -> Doc:
     """``doc`` as MongoDB would give it back: a BSON round trip.
 
@@ -337,12 +346,17 @@ class PureHarness(_Script):
         super().__init__(channels, start)
         self.settings = Settings(**{**UNPACED, **settings})
         self.traits = build_traits(self.settings, channels)
-        self.decider = Decider(decision_context(
-            self.settings, self.traits, {flow.name: flow for flow in flows}))
+        self.deploy(flows)
         self.customers: dict[str, Doc] = {}
         self.outbox: dict[str, Doc] = {}
         self.finished_runs: list[Doc] = []
         self.codes: list[Doc] = []
+
+    def deploy(self, flows: list[Flow], versions: Sequence[Flow] = ()) -> None:
+        """Decide from now on with these flows (and earlier versions), as a new
+        deploy of the service would: the customers and their runs stay."""
+        self.decider = Decider(decision_context(
+            self.settings, self.traits, {flow.name: flow for flow in flows}, by_version(versions)))
 
     # ----------------------------------------------------------------- scripting
 

@@ -67,6 +67,9 @@ class DecisionContext:
     code_pattern: str = "CODE-{code}"
     agent_idle_release: float = 4 * 3600
     flow_settings: dict[str, Any] = field(default_factory=dict)
+    # Earlier versions still running, by (flow, version): a run continues on the
+    # version it started on when that is here (``bot.runtime.flow_versions``).
+    versions: dict[tuple[str, str], Flow] = field(default_factory=dict)
 
 
 class Decider:

@@ -67,6 +67,11 @@ class Flow:
             one-message birthday greeting); when both are chosen the replaced
             one is left out (``bot.infra.flow_config.select_flows``), so a
             store that switches on the fuller flow never gets both.
+        version: a declared version; None (usual) is the hash of the module's
+            source (``bot.core.stats.flow_version``).
+        ruleset: set only on an earlier version loaded from the database
+            (``bot.runtime.flow_versions``), whose rules live under
+            ``name@version``; None is the flow's name.
     """
 
     name: str
@@ -81,6 +86,14 @@ class Flow:
     edges: tuple[Edge, ...] = ()
     on_by_default: bool = True
     replaces: tuple[str, ...] = ()
+    version: str | None = None
+    ruleset: str | None = None
+
+    @property
+    def ruleset_name(self) -> str:
+        """The durable_rules ruleset holding its rules: its name, or an earlier
+        version's own (``bot.core.rulesets.versioned_name``)."""
+        return self.ruleset or self.name
 
     def mermaid(self) -> str:
         """The flow's diagram as a Mermaid block, for its module's docstring."""
@@ -93,7 +106,8 @@ class FlowLoadError(RuntimeError):
     """A module in ``rules/`` could not be loaded; names the module and line."""
 
 
-def _flows_of(module: ModuleType) -> list[Flow]:
+def flows_of(module: ModuleType) -> list[Flow]:
+    """The flows a module declares (``FLOW``, and each of ``FLOWS``)."""
     found: list[Flow] = []
     single = getattr(module, "FLOW", None)
     if isinstance(single, Flow):
@@ -128,7 +142,7 @@ def load_flows(package: str = "rules", only: list[str] | None = None) -> dict[st
                 f"cannot load flow module {name} ({frame.filename}, line {frame.lineno}): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        for flow in _flows_of(module):
+        for flow in flows_of(module):
             try:
                 get_host().get_ruleset(flow.name)
             except Exception as exc:

@@ -291,11 +291,11 @@ class Router:
         step = report.get("step") or "send"
         if follow_up is not None:
             outcome, again = follow_up
-            self.act.record_step(run, self.ctx.flows[name], step, outcome,
+            self.act.record_step(run, self.flow_of_run(name), step, outcome,
                                  reason=report.get("error"), channel=again["channel"],
                                  message_id=again["_id"])
             return
-        self.act.record_step(run, self.ctx.flows[name], step, "failed",
+        self.act.record_step(run, self.flow_of_run(name), step, "failed",
                              error=report.get("error"))
         self.act.end_watch(run, report.get("message_id"))  # its fate, told here (watch)
         self.dispatch([{"type": "message.failed", "_flow": name, "step": report.get("step"),
@@ -410,7 +410,7 @@ class Router:
             if question.get("flow") in runs and question.get("channel") in (None, event["channel"]):
                 return [(question["flow"], False)]
             chosen = [(name, False) for name in sorted(runs)
-                      if name in self.ctx.flows and self.ctx.flows[name].receives_messages]
+                      if name in self.ctx.flows and self.flow_of_run(name).receives_messages]
             chosen += [(name, True) for name, flow in sorted(self.ctx.flows.items())
                        if "message" in flow.triggers and name not in runs
                        and self.may_enter(flow)]
@@ -425,6 +425,13 @@ class Router:
             elif event["type"] in flow.triggers and self.may_enter(flow):
                 chosen.append((name, True))
         return chosen
+
+    def flow_of_run(self, name: str) -> Flow:
+        """The flow an active run of ``name`` goes on with: the version it started on
+        when that one is loaded, else the current one."""
+        version = (self.doc.get("flows", {}).get(name) or {}).get("version")
+        return self.ctx.versions.get((name, version), self.ctx.flows[name]) if version \
+            else self.ctx.flows[name]
 
     def may_enter(self, flow: Flow) -> bool:
         history = self.doc.get("flow_history", {}).get(flow.name)
@@ -445,7 +452,7 @@ class Router:
             if posted > MAX_CHAIN:
                 raise RuntimeError(f"more than {MAX_CHAIN} chained events in one decision")
             for name, start in self.targets(event):
-                flow = self.ctx.flows[name]
+                flow = self.ctx.flows[name] if start else self.flow_of_run(name)
                 if start and not self.act.start_run(flow):
                     continue
                 if event["type"] == "message" and (self.doc.get("question") or {}).get(
@@ -465,7 +472,7 @@ class Router:
         full = {**{k: v for k, v in event.items() if k != "_flow"},
                 "customer": recorder.facts, "flow_run": run["run"],
                 "at": self.now.isoformat()}
-        saved = self.ctx.engine.decide(flow.name, self.doc["_id"],
+        saved = self.ctx.engine.decide(flow.ruleset_name, self.doc["_id"],
                                        self.doc.get("engine", {}).get(flow.name), full, recorder)
         if flow.name in self.doc.get("flows", {}):
             self.doc.setdefault("engine", {})[flow.name] = saved

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from durable import lang as durable_lang
@@ -54,8 +55,32 @@ def when_all(*conditions: Any) -> Callable[[Action], Action]:
     return register
 
 
+_loading_version: ContextVar[str | None] = ContextVar("loading_version", default=None)
+
+
+def versioned_name(name: str, version: str) -> str:
+    """The ruleset of an earlier version of flow ``name``, beside the current one."""
+    return f"{name}@{version}"
+
+
+@contextmanager
+def loading_version(version: str) -> Iterator[None]:
+    """While an earlier version's module runs, its rulesets take ``versioned_name``.
+
+    durable_rules keeps rulesets in one global host by name, so the
+    current ``cart_recovery`` and the one a run started on can only live
+    side by side under two names (``bot.runtime.flow_versions``).
+    """
+    token = _loading_version.set(version)
+    try:
+        yield
+    finally:
+        _loading_version.reset(token)
+
+
 @contextmanager
 def ruleset(name: str) -> Iterator[None]:
     """Collect the rules defined inside the block as the ruleset ``name``."""
-    with durable_lang.ruleset(name):
+    version = _loading_version.get()
+    with durable_lang.ruleset(name if version is None else versioned_name(name, version)):
         yield

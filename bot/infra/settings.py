@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         default=5, gt=0, le=365,
         description="an order counts for a flow run placed within this many days after "
                     "one of its messages was delivered")
+    flow_version_days: float = Field(
+        default=30, ge=0,
+        description="a run goes on with the flow version it started on when a worker ran "
+                    "that version within this many days; 0: runs take the current one")
     default_timezone: str = "America/Argentina/Buenos_Aires"
     business_hours: str = Field(
         default="Mon-Fri 09:00-18:00",

@@ -41,7 +41,7 @@ from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings
 from bot.runtime import catalog
 from bot.runtime.campaigns import campaign_pass, next_campaign
-from bot.runtime.flow_versions import record_versions
+from bot.runtime.flow_versions import earlier_versions, record_versions
 from bot.runtime.inbox import STOP_GRACE_SECONDS, Inbox, make_item
 from bot.runtime.pacing import Pacer
 from bot.runtime.processor import Processor, insert_ignoring_duplicates
@@ -58,13 +58,16 @@ FANOUT_DATA_ERRORS = (WriteError, BulkWriteError, BSONError, KeyError, TypeError
 
 
 def decision_context(settings: Settings, channels: Mapping[str, ChannelTraits],
-                     flows: dict[str, Flow]) -> DecisionContext:
+                     flows: dict[str, Flow],
+                     versions: Mapping[tuple[str, str], Flow] | None = None) -> DecisionContext:
     """What every decision reads, from the settings: the runtime's, and the pure
     test harness's (``bot.testing.PureHarness``), so both decide alike.
 
     ``channels`` are the configured channels in the registry's order, the
     order in which a message picks one. The flow settings file
     (``FLOWS_CONFIG``) gives the send windows and the flows' texts and timings.
+    ``versions`` are the earlier versions runs may still be on
+    (``bot.runtime.flow_versions.earlier_versions``).
     """
     config = load_flow_config(settings, flows.values())
     return DecisionContext(
@@ -84,6 +87,7 @@ def decision_context(settings: Settings, channels: Mapping[str, ChannelTraits],
         code_pattern=settings.discount_pattern,
         agent_idle_release=settings.agent_idle_release,
         flow_settings={**settings.flow_settings(), OVERRIDES: config.overrides},
+        versions=dict(versions or {}),
     )
 
 
@@ -99,9 +103,11 @@ class Runtime:
     """Everything that turns accepted inputs into decisions and sends."""
 
     def __init__(self, settings: Settings, database: Database, clock: Clock, metrics: Metrics,
-                 channels: Mapping[str, Channel], flows: dict[str, Flow]) -> None:
+                 channels: Mapping[str, Channel], flows: dict[str, Flow],
+                 versions: Mapping[tuple[str, str], Flow] | None = None) -> None:
         """``channels``: the configured channels, in the registry's order (``server.py``
-        wires them in from ``channels.registry``; the flow harness, stand-ins)."""
+        wires them in from ``channels.registry``; the flow harness, stand-ins).
+        ``versions``: earlier flow versions that runs started on (``decision_context``)."""
         self.settings = settings
         self.db = database
         self.clock = clock
@@ -110,7 +116,7 @@ class Runtime:
         self.decide_wake = asyncio.Event()
         self.send_wake = asyncio.Event()
         self.inbox = Inbox(database, metrics, self.decide_wake.set)
-        context = decision_context(settings, channels, flows)
+        context = decision_context(settings, channels, flows, versions)
         self.processor = Processor(database, clock, Decider(context), metrics)
         self.processor.attribution = timedelta(days=settings.attribution_days)
         self.processor.report = self.inbox.accept
@@ -385,9 +391,12 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     flows = select_flows(settings)  # FLOWS, else the flow settings file's switches
     log.info("flows enabled: %s", ", ".join(sorted(flows)) or "none")
     channels: dict[str, Channel] = app[CHANNELS]  # server.py wires in the registry's
-    runtime = Runtime(settings, app[DATABASE], app[CLOCK], app[METRICS], channels, flows)
+    now = app[CLOCK].now()
+    await record_versions(app[DATABASE], flows.values(), now)
+    earlier = await earlier_versions(app[DATABASE], flows, now, settings.flow_version_days)
+    runtime = Runtime(settings, app[DATABASE], app[CLOCK], app[METRICS], channels, flows,
+                      earlier)
     app[RUNTIME] = runtime
-    await record_versions(app[DATABASE], flows.values(), app[CLOCK].now())
     runtime.start()
     try:
         yield
