@@ -429,9 +429,8 @@ class Router:
     def flow_of_run(self, name: str) -> Flow:
         """The flow an active run of ``name`` goes on with: the version it started on
         when that one is loaded, else the current one."""
-        version = (self.doc.get("flows", {}).get(name) or {}).get("version")
-        return self.ctx.versions.get((name, version), self.ctx.flows[name]) if version \
-            else self.ctx.flows[name]
+        run = self.doc.get("flows", {}).get(name) or {}
+        return self.ctx.versions.get((name, str(run.get("version"))), self.ctx.flows[name])
 
     def may_enter(self, flow: Flow) -> bool:
         history = self.doc.get("flow_history", {}).get(flow.name)
