@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python -m bench.runtime
 	$(BIN)/python -m bench.outbound
 	$(BIN)/python -m bench.stats
+	$(BIN)/python -m bench.backtest
 
 # Crash, fault, fuzz, consent, load and security figures in one table (README, "Stress").
 stress: install

@@ -72,7 +72,6 @@ class Extras:
 
     messages: int = 0
     marketing: int = 0
-    customers: set[str] = field(default_factory=set)
     channels: dict[str, int] = field(default_factory=dict)
     samples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -171,7 +170,7 @@ class Replay:
         extras = self.extras.setdefault(message["flow"], Extras())
         extras.messages += 1
         extras.marketing += bool(message.get("marketing"))
-        extras.customers.add(customer)
+        self.scratch.messaged(message["flow"], customer)
         channel = message.get("channel") or "?"
         extras.channels[channel] = extras.channels.get(channel, 0) + 1
         step = message.get("step") or "send"
@@ -197,7 +196,7 @@ class Replay:
                                 all_time.get(name, []))
             extras = self.extras.get(name, Extras())
             figures.update(messages=extras.messages, marketing=extras.marketing,
-                           customers=len(extras.customers), channels=extras.channels,
+                           customers=self.scratch.messaged_count(name), channels=extras.channels,
                            samples=extras.samples)
             answer[name] = figures
         return answer

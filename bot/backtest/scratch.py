@@ -8,7 +8,8 @@ three lookups the replay needs:
 
 - by identity key (``store:``, ``phone:``, ...), to find an input's customer;
 - by due time, to fire waits across all customers in time order;
-- by message id, for the sends that orders are attributed to.
+- by message id, for the sends that orders are attributed to;
+- who each flow messaged in the period, counted once each.
 
 Nothing here is written to the store's database: a backtest only reads it.
 """
@@ -34,6 +35,7 @@ CREATE TABLE keys (key TEXT PRIMARY KEY, id TEXT NOT NULL);
 CREATE TABLE due (id TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX due_at ON due (at);
 CREATE TABLE sends (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE messaged (flow TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (flow, id));
 """
 
 
@@ -123,3 +125,10 @@ class Scratch:
         marks = ",".join("?" * len(ids))
         return {row[0]: bson.decode(row[1], codec_options=CODEC) for row in self.db.execute(
             f"SELECT id, doc FROM sends WHERE id IN ({marks})", ids)}
+
+    def messaged(self, flow: str, customer: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO messaged VALUES (?, ?)", (flow, customer))
+
+    def messaged_count(self, flow: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM messaged WHERE flow = ?",
+                                   (flow,)).fetchone()[0])
