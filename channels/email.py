@@ -19,7 +19,9 @@ is what it is about.
 Replies arrive at ``POST /webhooks/email`` from whatever turns mail into
 HTTP (an inbound-parse service, a small MTA hook), signed like ``/events``
 with ``EMAIL_INBOUND_SECRET``: JSON ``{"id", "from", "to", "subject",
-"text", "in_reply_to"}``. The quoted history under a reply is cut off, so a
+"text", "in_reply_to"}``, and ``html`` beside them when the mail has an
+HTML part (read when ``text`` is blank: some mail programs send HTML only;
+``channels.email_html``). The quoted history under a reply is cut off, so a
 "STOP" or an answer on the first line is what flows and keywords see.
 """
 
@@ -46,6 +48,7 @@ from bot.core.errors import WebhookOff
 from bot.core.inputs import ConsentChange, FailureMeaning, InboundMessage
 from bot.infra.settings import secret
 from channels.base import OutboundMessage, Parsed, WebhookAck
+from channels.email_html import html_text
 from channels.email_links import LinkKind, make_token, replace_urls
 from channels.errors import (
     BadPayload,
@@ -89,6 +92,8 @@ class InboundEmail(BaseModel):
     to: str | None = None
     subject: str | None = None
     text: str = ""
+    html: str | None = Field(default=None, description=(
+        "the HTML part; read when text is blank (a mail program that sends HTML only)"))
     in_reply_to: str | None = None
 
 
@@ -203,7 +208,9 @@ class EmailChannel(EmailTraits):
         if address is None:
             raise BadPayload(f"from: not an e-mail address: {mail.from_[:100]!r}")
         return [InboundMessage(channel=self.name, provider_id=mail.id, sender=address,
-                               text=reply_text(mail.text), profile_name=name or None,
+                               text=reply_text(mail.text if mail.text.strip()
+                                               else html_text(mail.html or "")),
+                               profile_name=name or None,
                                at=self.clock())]
 
     def ack(self, parsed: Parsed) -> WebhookAck:

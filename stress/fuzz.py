@@ -307,6 +307,10 @@ EMAIL_REPLIES: list[tuple[str, Json]] = [
                "to": "shop@tienda.example", "subject": "Re: hola", "in_reply_to": "<x@y>",
                "text": "sí\n\nEl lun, Tienda escribió:\n> ¿Seguís?"}),
     ("bare", {"id": "m-1", "from": "ana@example.com", "text": "STOP"}),
+    # HTML only (channels.email_html): mutations reach the HTML reader.
+    ("html", {"id": "<h-1@mail.example>", "from": "ana@example.com", "text": "",
+              "html": "<div dir='ltr'>STOP<br></div><div class='gmail_quote'>"
+                      "<blockquote>hola</blockquote></div><![if !mso]>x<![endif]>"}),
 ]
 
 

@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.core.errors import BadPayload, BadSignature, WebhookOff
 from bot.core.inputs import InboundMessage
 from channels.base import Choice, OutboundMessage, TemplateRef
 from channels.email import EmailChannel, reply_text, subject
+from channels.email_html import html_text
 from channels.email_links import make_token, read_token
 from channels.errors import PermanentSendError, RateLimited, TransientSendError
 from tests.fakes.smtp import FakeSmtp
@@ -230,6 +233,52 @@ def test_bad_replies_are_refused_naming_the_problem() -> None:
 ])
 def test_reply_text(text: str, reply: str) -> None:
     assert reply_text(text) == reply
+
+
+def test_an_html_only_reply_is_read_from_its_html() -> None:
+    email_channel = channel()
+    body, headers = signed({
+        "id": "<html1@mail.example>", "from": "ana@example.com", "text": " ",
+        "html": "<html><head><style>p {color: red}</style></head><body>"
+                "<div dir='ltr'>STOP&nbsp;por favor</div><div><br></div>"
+                "<div>On Mon, 30 Nov 2026, Tienda wrote:</div>"
+                "<blockquote type='cite'>Hola Ana</blockquote></body></html>"})
+    [message] = email_channel.parse(headers, body)
+    assert isinstance(message, InboundMessage)
+    assert message.text == "STOP por favor"
+    # Where both are sent, the text part is what the customer wrote.
+    body, headers = signed({"id": "<html2@mail.example>", "from": "ana@example.com",
+                            "text": "sí", "html": "<p>something else</p>"})
+    [message] = email_channel.parse(headers, body)
+    assert isinstance(message, InboundMessage) and message.text == "sí"
+
+
+@pytest.mark.parametrize(("html", "text"), [
+    ("<p>Sí,   quiero</p><p>Gracias</p><script>alert(1)</script>", "Sí, quiero\n\nGracias"),
+    ("línea 1<br>línea 2<br/>línea 3", "línea 1\nlínea 2\nlínea 3"),
+    ("<div>ok</div><div class='gmail_quote'>On Mon <b>wrote</b>:<br>hola</div>", "ok"),
+    ("<p>yes</p><div id='divRplyFwdMsg'>From: Tienda</div><div>old</div>", "yes"),
+    ("<p>yes</p><div class='moz-cite-prefix'>On 30/11 Tienda wrote:</div>", "yes"),
+    ("<p>unclosed <b>bold", "unclosed bold"),
+    # The standard parser raises on this one (found by Hypothesis): read as text.
+    ("<p>a</p><![<p>b", "a\n<![\nb"),
+    ("<![if !supportLists]>1.<![endif]> uno", "1. uno"),
+    ("<title>Re: hola</title>no tags at all &amp; an entity", "no tags at all & an entity"),
+    ("", ""),
+])
+def test_html_text(html: str, text: str) -> None:
+    assert html_text(html) == text
+
+
+MARKUP = st.sampled_from(["<p>", "</p>", "<br>", "<![", "<!--", "-->", "<![CDATA[", "]]>",
+                          "<blockquote>", "<div class='gmail_quote'>", "&", "&#x", ";", "<",
+                          ">", "</", "<?", "<!DOCTYPE", "<script>", "</script>", "\x00"])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(MARKUP, st.text(max_size=5)), max_size=30).map("".join))
+def test_any_html_is_read_without_raising(html: str) -> None:
+    assert isinstance(html_text(html), str)
 
 
 def test_only_urls_a_redirect_can_name_are_tracked() -> None:

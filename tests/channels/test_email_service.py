@@ -52,9 +52,11 @@ def restock(event_id: str, consents: dict[str, bool]) -> dict[str, Any]:
 
 
 async def reply(service: Service, text: str, message_id: str = "<r1@mail.example>",
-                secret: str = EMAIL_INBOUND_SECRET, expect: int = 200) -> Any:
-    body = json.dumps({"id": message_id, "from": f"Ana <{ADDRESS}>", "to": "shop@tienda.example",
-                       "subject": "Re: hola", "text": text, "in_reply_to": None}).encode()
+                secret: str = EMAIL_INBOUND_SECRET, expect: int = 200,
+                html: str | None = None) -> Any:
+    fields = {"id": message_id, "from": f"Ana <{ADDRESS}>", "to": "shop@tienda.example",
+              "subject": "Re: hola", "text": text, "in_reply_to": None}
+    body = json.dumps(fields if html is None else {**fields, "html": html}).encode()
     response = await service.client.post("/webhooks/email", data=body,
                                           headers=events_headers(secret, body))
     assert response.status == expect, await response.text()
@@ -143,13 +145,19 @@ async def test_a_reply_by_email_is_answered_by_email_and_its_links_are_tracked(
     assert (await service.client.get(forged, allow_redirects=False)).status == 404
 
 
+@pytest.mark.parametrize(("text", "html"), [
+    ("STOP\n\nEl lun, Tienda escribió:\n> ¡Volvió el producto!", None),
+    # A mail program that sends HTML only: the inbound service posts no text.
+    ("", '<div dir="ltr">STOP</div><br><div class="gmail_quote"><div class="gmail_attr">'
+         'El lun, Tienda escribió:</div><blockquote>¡Volvió el producto!</blockquote></div>'),
+], ids=["text", "html only"])
 async def test_stop_by_email_revokes_at_once_without_a_confirmation(
         aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
-        relay: FakeSmtp) -> None:
+        relay: FakeSmtp, text: str, html: str | None) -> None:
     service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay)
     await service.event(restock("evt_1", {"email": True}))
     await service.advance(0)
-    await reply(service, "STOP\n\nEl lun, Tienda escribió:\n> ¡Volvió el producto!")
+    await reply(service, text, html=html)
     await service.advance(0)
     customer = await service.api("GET", "/api/customers/cus_mail")
     assert customer["consents"]["email"]["state"] == "revoked"
