@@ -238,11 +238,20 @@ class EmailChannel(EmailTraits):
         def track(url: str) -> str:
             return self.link("click", {**fields, "u": url})
 
-        text = replace_urls(body_text(message), track)
+        # A question's choices are links too: a click answers it (``/r/{token}``),
+        # as a tap on a button does elsewhere; replying with the words still works.
+        answers = [(choice.title, self.link("answer", {**fields, "i": choice.id,
+                                                        "t": choice.title[:100]}, path="r"))
+                   for choice in message.choices] if message.template is None else []
+        main = body_text(message) if not answers else message.text or ""
+        text = replace_urls(main, track)
+        if answers:
+            listed = "\n".join(f"{n}) {title}: {url}" for n, (title, url) in enumerate(answers, 1))
+            text = f"{text}\n\n{listed}" if text else listed
         footer = f"\n\n--\n{UNSUBSCRIBE_TEXT}: {unsubscribe}" if unsubscribe else ""
         mail.set_content(text + footer)
-        mail.add_alternative(body_html(body_text(message), track, self.link("open", fields),
-                                       unsubscribe), subtype="html")
+        mail.add_alternative(body_html(main, track, self.link("open", fields), unsubscribe,
+                                       answers), subtype="html")
         return mail
 
     def link(self, kind: LinkKind, fields: dict[str, str], path: str = "t") -> str:
@@ -330,8 +339,9 @@ def body_text(message: OutboundMessage) -> str:
 
 
 def body_html(text: str, track: Callable[[str], str], pixel: str,
-              unsubscribe: str | None) -> str:
-    """The HTML alternative: the text escaped, links tracked, the open pixel last."""
+              unsubscribe: str | None, answers: list[tuple[str, str]] | None = None) -> str:
+    """The HTML alternative: the text escaped, links tracked, the choices as
+    links that answer (``answers``: title, link), the open pixel last."""
     def anchor(url: str) -> str:
         # ``url`` arrives escaped (it was found in escaped text): unescape, track, escape.
         target = html.escape(track(html.unescape(url)), quote=True)
@@ -339,10 +349,14 @@ def body_html(text: str, track: Callable[[str], str], pixel: str,
 
     escaped = replace_urls(html.escape(text, quote=False), anchor)
     body = escaped.replace("\n", "<br>\n")
+    choices = "".join(
+        f'<li><a href="{html.escape(url, quote=True)}">{html.escape(title)}</a></li>'
+        for title, url in answers or [])
+    listed = f"<ol>{choices}</ol>" if choices else ""
     footer = (f'<p style="font-size:small;color:#666"><a href="'
               f'{html.escape(unsubscribe, quote=True)}">{html.escape(UNSUBSCRIBE_TEXT)}</a></p>'
               if unsubscribe else "")
-    return (f"<!doctype html><html><body><p>{body}</p>{footer}"
+    return (f"<!doctype html><html><body><p>{body}</p>{listed}{footer}"
             f'<img src="{html.escape(pixel, quote=True)}" width="1" height="1" alt="">'
             "</body></html>")
 

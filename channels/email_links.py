@@ -1,9 +1,11 @@
-"""The links inside an e-mail: open pixel, tracked clicks, one-click unsubscribe.
+"""The links inside an e-mail: open pixel, tracked clicks, answers, one-click unsubscribe.
 
 Every link the service puts in an e-mail is ``{PUBLIC_URL}/t/{token}`` (an
-open or a click) or ``{PUBLIC_URL}/u/{token}`` (unsubscribe), where the token
+open or a click), ``{PUBLIC_URL}/r/{token}`` (an answer: one of a question's
+choices) or ``{PUBLIC_URL}/u/{token}`` (unsubscribe), where the token
 *carries* what the route needs (the message, its customer, the address, the
-provider's message id, the click's target) and is signed with HMAC-SHA256.
+provider's message id, the click's target, the choice) and is signed with
+HMAC-SHA256.
 So the routes read nothing before they act, and nobody can forge a link:
 a changed target (an open redirect) or another address (unsubscribing
 someone else) fails the signature.
@@ -25,8 +27,8 @@ from urllib.parse import urlsplit
 
 from bot.core.errors import BadSignature
 
-LinkKind = Literal["open", "click", "unsubscribe"]
-KINDS: dict[str, LinkKind] = {"o": "open", "c": "click", "u": "unsubscribe"}
+LinkKind = Literal["open", "click", "answer", "unsubscribe"]
+KINDS: dict[str, LinkKind] = {"o": "open", "c": "click", "a": "answer", "u": "unsubscribe"}
 CODES = {kind: code for code, kind in KINDS.items()}
 MAC_BYTES = 16  # 128 bits of HMAC-SHA256: unguessable, and keeps links short
 MAX_TOKEN = 4096  # longer tokens are refused before any decoding

@@ -1,4 +1,5 @@
-"""The routes e-mail links lead to: ``GET /t/{token}`` (opens, clicks) and ``/u/{token}``.
+"""The routes e-mail links lead to: ``GET /t/{token}`` (opens, clicks), ``/r/{token}``
+(answers) and ``/u/{token}`` (unsubscribe).
 
 - An **open** (the HTML part's pixel) answers a 1x1 GIF; a **click** answers
   a redirect to the link's target. Either counts as the message read (a
@@ -7,6 +8,12 @@
   (the first open of a message) or ``email.clicked`` (the first click on
   each link, ``data.url``). Storing them is best effort: a customer who
   clicks is redirected even while the database is away.
+- **Answers**: a question's choices are links (``/r/{token}``, one per
+  choice). ``GET`` shows the choice with a button, ``POST`` (the button)
+  stores it as the customer's message on e-mail, kind ``choice`` with the
+  choice's id, exactly what a tapped button is on WhatsApp or Telegram, so
+  a flow's ``answer`` needs nothing new (a double opt-in confirmed by one
+  click, an NPS score). One answer per e-mail: the first counts.
 - **Unsubscribe**: ``POST /u/{token}`` (RFC 8058's one-click, sent by mail
   programs with ``List-Unsubscribe=One-Click``, or the button of the page
   ``GET /u/{token}`` shows) revokes e-mail marketing for the address the
@@ -32,12 +39,18 @@ from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
 from bot.core.errors import BadSignature
-from bot.core.inputs import ConsentChange, CustomerInfo, DeliveryStatus, StoreEvent
+from bot.core.inputs import (
+    ConsentChange,
+    CustomerInfo,
+    DeliveryStatus,
+    InboundMessage,
+    StoreEvent,
+)
 from bot.http.appkeys import CHANNELS, CLOCK, DATABASE, RUNTIME
 from bot.http.common import json_error
 from bot.infra.database import Database
 from channels.email import EmailChannel
-from channels.email_links import click_id, read_token
+from channels.email_links import LinkKind, click_id, read_token
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +88,8 @@ async def track(request: web.Request) -> web.StreamResponse:
         kind, fields = read_token(channel.link_key, request.match_info["token"])
     except BadSignature:
         return json_error(404, "unknown link")
-    if kind == "unsubscribe" or not fields.get("m") or (kind == "click" and not fields.get("u")):
+    if kind not in ("open", "click") or not fields.get("m") or (
+            kind == "click" and not fields.get("u")):
         return json_error(404, "unknown link")
     try:
         await _record(request, kind, fields)
@@ -114,7 +128,8 @@ async def _record(request: web.Request, kind: str, fields: dict[str, str]) -> No
     await runtime.accept_customer_event(customer, event, event_id)
 
 
-def _unsubscribe_fields(request: web.Request) -> dict[str, str] | None:
+def _fields(request: web.Request, wanted: LinkKind, *needed: str) -> dict[str, str] | None:
+    """The fields of the request's token when it is a ``wanted`` link carrying ``needed``."""
     channel = _channel(request)
     if channel is None:
         return None
@@ -122,7 +137,46 @@ def _unsubscribe_fields(request: web.Request) -> dict[str, str] | None:
         kind, fields = read_token(channel.link_key, request.match_info["token"])
     except BadSignature:
         return None
-    return fields if kind == "unsubscribe" and fields.get("a") and fields.get("m") else None
+    return fields if kind == wanted and all(fields.get(name) for name in needed) else None
+
+
+def _unsubscribe_fields(request: web.Request) -> dict[str, str] | None:
+    return _fields(request, "unsubscribe", "a", "m")
+
+
+def _answer_fields(request: web.Request) -> dict[str, str] | None:
+    return _fields(request, "answer", "a", "m", "i")
+
+
+async def answer_page(request: web.Request) -> web.Response:
+    """The choice a link stands for, with one button: a GET never answers (link scanners)."""
+    fields = _answer_fields(request)
+    if fields is None:
+        return _page(404, "Enlace desconocido / Unknown link", "")
+    title = fields.get("t") or fields["i"]
+    form = (f'<form method="post"><p>{html.escape(_masked(fields["a"]))}</p>'
+            f'<button type="submit">{html.escape(title)}</button></form>')
+    return _page(200, "Tu respuesta / Your answer", form)
+
+
+async def answer(request: web.Request) -> web.Response:
+    """The page's button: the choice reaches the customer's flows as a tapped button would.
+
+    Stored before it is answered, as the customer's message on e-mail
+    (kind ``choice``), deduplicated per e-mail: the first answer to a
+    message counts; another click on it changes nothing.
+    """
+    fields = _answer_fields(request)
+    if fields is None:
+        return json_error(404, "unknown link")
+    message = InboundMessage(
+        channel="email", provider_id=f"answer:{fields['m']}", sender=fields["a"],
+        kind="choice", text=fields.get("t") or fields["i"], choice_id=fields["i"],
+        at=request.app[CLOCK].now())
+    first = await request.app[RUNTIME].accept_channel_input("email", message)
+    said = ("¡Gracias! Recibimos tu respuesta. / Thank you: your answer is in." if first else
+            "Ya teníamos tu respuesta a este correo. / This e-mail was already answered.")
+    return _page(200, "Listo / Done", f"<p>{html.escape(said)}</p>")
 
 
 async def unsubscribe_page(request: web.Request) -> web.Response:
@@ -182,5 +236,7 @@ def add_email_routes(app: web.Application) -> None:
     """The link routes, and the key's loading (after the channels are built)."""
     app.cleanup_ctx.append(_link_key_ctx)
     app.router.add_get("/t/{token}", track)
+    app.router.add_get("/r/{token}", answer_page)
+    app.router.add_post("/r/{token}", answer)
     app.router.add_get("/u/{token}", unsubscribe_page)
     app.router.add_post("/u/{token}", unsubscribe)

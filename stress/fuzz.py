@@ -334,13 +334,14 @@ def _email_ids(body: bytes) -> tuple[str, ...]:
     return tuple(_strings(_walk(doc, "id")))
 
 
-LINK_KINDS: list[LinkKind] = ["open", "click", "unsubscribe"]
+LINK_KINDS: list[LinkKind] = ["open", "click", "answer", "unsubscribe"]
+LINK_ROUTES = [("GET", "/t/"), ("GET", "/r/"), ("POST", "/r/"), ("GET", "/u/"), ("POST", "/u/")]
 
 
 def email_links_route() -> Route:
-    """Opens, clicks and unsubscribes with links the service itself signed, odd fields
-    inside (what a message's text could put there), and forged or cut tokens."""
-    fields = st.dictionaries(st.sampled_from(["m", "c", "a", "p", "u"]), st.one_of(
+    """Opens, clicks, answers and unsubscribes with links the service itself signed, odd
+    fields inside (what a message's text could put there), and forged or cut tokens."""
+    fields = st.dictionaries(st.sampled_from(["m", "c", "a", "p", "u", "i", "t"]), st.one_of(
         ODD_TEXT, st.sampled_from(["https://shop.example/p?x=1&y=2", "http://[", "ana@x.example",
                                    "javascript:alert(1)", "//evil.example", ""])), max_size=5)
 
@@ -354,19 +355,21 @@ def email_links_route() -> Route:
             token = token[:draw(st.integers(0, len(token)))]
         elif mangle == 1:
             token = quote(draw(ODD_TEXT), safe="") or "x"
-        method, path = draw(st.sampled_from([("GET", "/t/"), ("GET", "/u/"), ("POST", "/u/")]))
+        method, path = draw(st.sampled_from(LINK_ROUTES))
         body, headers = b"", {}
         if method == "POST" and draw(st.booleans()):
             body = b"List-Unsubscribe=One-Click"
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        # Only an unsubscribe is stored before its answer; opens and clicks are best effort.
+        # Only an unsubscribe or an answer is stored before it is answered; opens and
+        # clicks are best effort.
         stores = "email" if method == "POST" and mangle > 1 else None
-        # One unsubscribe per message is kept (its inbox id names the message).
+        # One of each per message is kept (its inbox id names the message).
+        what = "answer" if path == "/r/" else "unsubscribe"
         return Call(method, path + token, headers, body, stores=stores,
-                    ids=(f"email:unsubscribe:{chosen.get('m', '')}",))
+                    ids=(f"email:{what}:{chosen.get('m', '')}",))
 
-    return Route("GET/POST /t/{token}, /u/{token}", calls,
-                 ("GET /t/{token}", "GET /u/{token}", "POST /u/{token}"))
+    return Route("GET/POST /t/{token}, /r/{token}, /u/{token}", calls,
+                 tuple(f"{method} {path}{{token}}" for method, path in LINK_ROUTES))
 
 
 AGENT_BODIES: list[tuple[str, Json]] = [

@@ -171,12 +171,12 @@ async def check_auth(run: Running) -> Result:
                 result.expect(response.status == 401,
                               f"{name} answered {response.status} to a bad signature "
                               f"({sorted(headers)})")
-        elif template in ("/t/{token}", "/u/{token}"):
+        elif template in ("/t/{token}", "/r/{token}", "/u/{token}"):
             # An e-mail's links: the token is the credential. One signed with
-            # another key (a changed target or address) is not honoured.
-            for kind in ("open", "click", "unsubscribe"):
+            # another key (a changed target, address or answer) is not honoured.
+            for kind in ("open", "click", "answer", "unsubscribe"):
                 token = make_token(WRONG.encode() * 4, kind, m="m1", c="c1", a="a@x.example",
-                                   p="<p@x>", u="https://evil.example/")
+                                   p="<p@x>", u="https://evil.example/", i="yes", t="Sí")
                 response = await client.request(method, template.replace("{token}", token),
                                                 data=b"List-Unsubscribe=One-Click",
                                                 allow_redirects=False)

@@ -409,6 +409,18 @@ OPERATIONS: tuple[Operation, ...] = (
                           headers={"Location": {"schema": TEXT}}),
                404: error("unknown link, or e-mail is off")},
               params=(TOKEN,)),
+    Operation("get", "/r/{token}", "An answer link's page: the choice and one button "
+              "(a GET never answers)", "e-mail links", "none",
+              {200: Reply("a page with one button", media=(("text/html", TEXT),)),
+               404: Reply("unknown link", media=(("text/html", TEXT),))},
+              params=(TOKEN,)),
+    Operation("post", "/r/{token}", "Answer a question with the link's choice (the page's "
+              "button): stored as the customer's choice, the first answer per e-mail counts",
+              "e-mail links", "none",
+              {200: Reply("a page saying it is recorded (or was already)",
+                          media=(("text/html", TEXT),)),
+               404: error("unknown link"), 503: CHANGES[503]},
+              params=(TOKEN,)),
     Operation("get", "/u/{token}", "The unsubscribe page (a GET never unsubscribes)",
               "e-mail links", "none",
               {200: Reply("a page with one button", media=(("text/html", TEXT),)),

@@ -103,8 +103,16 @@ def test_subjects_and_bodies_of_choices_and_templates() -> None:
     assert len(subject(long)) == 78 and subject(long).endswith("…")
     asked = outbound("¿Te ayudo?", choices=[Choice(id="si", title="Sí"),
                                              Choice(id="no", title="No")])
-    plain, _ = parts(channel().compose(asked))
-    assert "1) Sí" in plain and "2) No" in plain
+    email_channel = channel()
+    plain, html_part = parts(email_channel.compose(asked))
+    assert "1) Sí: " in plain and "2) No: " in plain
+    # Each choice is a link that answers it, in both parts, and is not click-tracked.
+    answers = [line.split(": ", 1)[1] for line in plain.splitlines() if ") " in line]
+    fields = {"m": asked.id, "c": "cus1", "a": "ana@example.com",
+              "p": email_channel.message_id(asked)}
+    assert [read_token(KEY, url.split("/r/")[1]) for url in answers] == [
+        ("answer", {**fields, "i": "si", "t": "Sí"}), ("answer", {**fields, "i": "no", "t": "No"})]
+    assert all(f'href="{url}"' in html_part for url in answers)
     templated = OutboundMessage(id="m", channel="email", to="a@b.example",
                                 template=TemplateRef(name="order_shipped", params=["A1"]))
     assert channel().compose(templated)["Subject"] == "order_shipped: A1"

@@ -200,3 +200,68 @@ async def test_a_mailbox_that_does_not_exist_is_marked_undeliverable(
     customer = await db.customers.find_one({"keys": f"email:{ADDRESS}"})
     assert customer["undeliverable"]["email"]["address"] == ADDRESS
     assert relay.messages == []
+
+
+def email_part(mail: Any, subtype: str) -> str:
+    part = mail.get_body((subtype,))
+    assert part is not None
+    return str(part.get_content())
+
+
+def answer_links(mail: Any) -> dict[str, str]:
+    """Choice title -> the path of its answer link, from the e-mail's plain part."""
+    plain = str(email_part(mail, "plain"))
+    links = {}
+    for line in plain.splitlines():
+        title, _, url = line.partition(": " + PUBLIC_URL + "/r/")
+        if url:
+            links[title.split(") ", 1)[1]] = "/r/" + url.strip()
+    return links
+
+
+async def test_a_double_opt_in_by_email_is_confirmed_with_one_click(
+        db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
+        relay: FakeSmtp) -> None:
+    service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay,
+                          flows_package="rules", flows="double_opt_in", double_opt_in="email")
+    await service.event({"id": "evt_signup", "type": "customer.created",
+                         "occurred_at": "2026-11-24T10:00:00Z",
+                         "customer": {"id": "cus_mail", "email": ADDRESS, "first_name": "Ana",
+                                      "consents": {"email": True}}})
+    await service.advance(0)
+    [mail] = relay.messages
+    customer = await service.api("GET", "/api/customers/cus_mail")
+    assert customer["consents"]["email"]["state"] == "pending"
+    links = answer_links(mail)
+    assert len(links) == 2, email_part(mail, "plain")
+    yes = next(path for title, path in links.items() if title.lower().startswith(("sí", "si")))
+    html_part = email_part(mail, "html")
+    assert f'href="{PUBLIC_URL}{yes}"' in html_part  # the choices are links in HTML too
+
+    page = await service.client.get(yes)  # a link scanner's GET answers nothing
+    assert page.status == 200 and "a***@example.com" in await page.text()
+    await service.advance(0)
+    customer = await service.api("GET", "/api/customers/cus_mail")
+    assert customer["consents"]["email"]["state"] == "pending"
+
+    done = await service.client.post(yes)  # the page's button
+    assert done.status == 200 and "Gracias" in await done.text()
+    await service.advance(0)
+    customer = await service.api("GET", "/api/customers/cus_mail")
+    assert customer["consents"]["email"]["state"] == "granted"
+    assert customer["consents"]["email"]["source"] == "double_opt_in:email"
+    confirmed = customer["consent_ledger"][-1]["evidence"]
+    assert confirmed["message_id"] == "answer:" + str(
+        (await db.messages.find_one({"channel": "email", "direction": "out"}))["_id"])
+    assert len(relay.messages) == 2  # the thank-you
+
+    # One answer per e-mail: the other choice, clicked later, changes nothing.
+    again = await service.client.post(links[next(t for t in links if links[t] != yes)])
+    assert again.status == 200 and "already answered" in await again.text()
+    await service.advance(0)
+    customer = await service.api("GET", "/api/customers/cus_mail")
+    assert customer["consents"]["email"]["state"] == "granted"
+    # An answer token is no open or click, and a forged one is nobody's.
+    assert (await service.client.get("/t/" + yes[3:])).status == 404
+    assert (await service.client.post(yes[:-3] + "AAA")).status == 404
+    assert (await service.client.get(yes[:-3] + "AAA")).status == 404

@@ -28,8 +28,10 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from bot.http.appkeys import CHANNELS
 from bot.http.openapi import build_document
 from channels.email import InboundEmail
+from channels.email_links import make_token
 from server import create_app
 from tests.fakes.smtp import FakeSmtp
 from tests.support.app import (
@@ -70,7 +72,7 @@ EDGE_BODIES = {"/webhooks/email": InboundEmail}
 PHONE = "+5491122334455"
 ADDRESS = "ana@example.com"
 EMAIL_OPS = {("GET", "/t/{token}"), ("GET", "/u/{token}"), ("POST", "/u/{token}"),
-             ("POST", "/webhooks/email")}
+             ("GET", "/r/{token}"), ("POST", "/r/{token}"), ("POST", "/webhooks/email")}
 SCHEMA_URI = "urn:chasqui:openapi"
 
 
@@ -426,4 +428,13 @@ async def test_the_email_routes_answer_as_the_document_says(
     assert one_click == {"unsubscribed": True}
     await api.call("POST", leave, "/u/{token}", expect=200, auth=False)  # the page's button
     await api.call("POST", "/u/abc.def", "/u/{token}", expect=404, auth=False)
+
+    # An answer link, as a question's choice carries it (signed with the service's key).
+    key = api.client.app[CHANNELS]["email"].link_key
+    choice = "/r/" + make_token(key, "answer", m="m1", c="cus_mail", a=ADDRESS, p="", i="yes",
+                                t="Sí")
+    await api.call("GET", choice, "/r/{token}", expect=200, auth=False)
+    await api.call("GET", "/r/abc.def", "/r/{token}", expect=404, auth=False)
+    await api.call("POST", choice, "/r/{token}", expect=200, auth=False)
+    await api.call("POST", "/r/abc.def", "/r/{token}", expect=404, auth=False)
     assert EMAIL_OPS - api.called == set()
