@@ -13,7 +13,8 @@
   stores it as the customer's message on e-mail, kind ``choice`` with the
   choice's id, exactly what a tapped button is on WhatsApp or Telegram, so
   a flow's ``answer`` needs nothing new (a double opt-in confirmed by one
-  click, an NPS score). One answer per e-mail: the first counts.
+  click, an NPS score). One answer per e-mail: the first counts. An answer
+  also counts as the message read, as a click does.
 - **Unsubscribe**: ``POST /u/{token}`` (RFC 8058's one-click, sent by mail
   programs with ``List-Unsubscribe=One-Click``, or the button of the page
   ``GET /u/{token}`` shows) revokes e-mail marketing for the address the
@@ -173,7 +174,18 @@ async def answer(request: web.Request) -> web.Response:
         channel="email", provider_id=f"answer:{fields['m']}", sender=fields["a"],
         kind="choice", text=fields.get("t") or fields["i"], choice_id=fields["i"],
         at=request.app[CLOCK].now())
-    first = await request.app[RUNTIME].accept_channel_input("email", message)
+    runtime = request.app[RUNTIME]
+    first = await runtime.accept_channel_input("email", message)
+    if first and fields.get("p"):
+        # Answered means read, as a click does (images, so the open pixel, are
+        # often off). Best effort, like a click's: the answer is stored already.
+        try:
+            await runtime.accept_channel_input("email", DeliveryStatus(
+                channel="email", provider_id=fields["p"], status="read",
+                recipient=fields["a"], at=message.at))
+        except Exception:
+            log.warning("the read of answered message %s not recorded", fields["m"],
+                        exc_info=True)
     said = ("¡Gracias! Recibimos tu respuesta. / Thank you: your answer is in." if first else
             "Ya teníamos tu respuesta a este correo. / This e-mail was already answered.")
     return _page(200, "Listo / Done", f"<p>{html.escape(said)}</p>")

@@ -254,6 +254,9 @@ async def test_a_double_opt_in_by_email_is_confirmed_with_one_click(
     assert confirmed["message_id"] == "answer:" + str(
         (await db.messages.find_one({"channel": "email", "direction": "out"}))["_id"])
     assert len(relay.messages) == 2  # the thank-you
+    question = await db.messages.find_one({"channel": "email", "direction": "out",
+                                           "provider_id": mail["Message-ID"]})
+    assert question["status"] == "read"  # answered means read, as a click does
 
     # One answer per e-mail: the other choice, clicked later, changes nothing.
     again = await service.client.post(links[next(t for t in links if links[t] != yes)])
