@@ -6,7 +6,8 @@ the start). Each e-mail is plain text plus an HTML alternative; its
 ``Message-ID`` is derived from our message id, so a send retried after a
 relay timed out carries the same id and receiving servers can drop the copy.
 Every link in it is tracked (``/t/{token}``: a click, then a redirect), the
-HTML part has an open pixel (``/t/{token}`` too), and a *marketing* e-mail
+HTML part has an open pixel (``/t/{token}`` too), a question's choices are
+links that answer it in one click (``/r/{token}``), and a *marketing* e-mail
 carries an unsubscribe link in both parts plus ``List-Unsubscribe`` and
 ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058), so mail
 programs can show their own unsubscribe button. The links are signed
