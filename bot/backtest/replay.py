@@ -30,10 +30,9 @@ from bot.core.decide import Decider, Outcome
 from bot.core.flows import Flow
 from bot.core.stats import (
     Counters,
-    attribute,
+    count_order,
     from_outcome,
     input_facts,
-    money,
     sent_outcome,
     summarize,
 )
@@ -162,9 +161,7 @@ class Replay:
             ids = {mid for run in candidates for mid in run["messages"]}
             sends = {mid: doc for mid, doc in self.scratch.sends(ids).items()
                      if doc["sent_at"] <= now}
-            for run in attribute(order["at"], candidates, sends, self.attribution):
-                self.counters.conversion(run, order["at"], money(order.get("total")),
-                                         order.get("currency"))
+            count_order(self.counters, order, sends, self.attribution)
 
     def _extra(self, message: Doc, customer: str) -> None:
         extras = self.extras.setdefault(message["flow"], Extras())

@@ -378,6 +378,16 @@ def attribute(order_at: datetime, candidates: Iterable[Mapping[str, Any]],
     return [run for _, run in chosen.values()]
 
 
+def count_order(counters: Counters, order: Mapping[str, Any],
+                messages: Mapping[Any, Mapping[str, Any]], window: timedelta) -> None:
+    """Count an order (an ``input_facts`` order) for the runs :func:`attribute` gives it,
+    ``messages`` holding its candidates' messages as they reached the customer:
+    the processor's read from the database, the backtest's simulated sends."""
+    for run in attribute(order["at"], order.get("candidates") or [], messages, window):
+        counters.conversion(run, order["at"], money(order.get("total")),
+                            order.get("currency"))
+
+
 # ---------------------------------------------------------------- reading
 
 

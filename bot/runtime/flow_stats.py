@@ -26,7 +26,7 @@ from bson.decimal128 import Decimal128
 from pymongo import UpdateOne
 
 from bot.core.flows import Flow
-from bot.core.stats import Counters, attribute, money, summarize
+from bot.core.stats import Counters, count_order, summarize
 from bot.infra.database import Database, find_in
 from bot.types import Doc
 
@@ -65,9 +65,7 @@ async def count_conversions(database: Database, orders: Iterable[Mapping[str, An
     messages: dict[Any, Doc] = {
         doc["_id"]: doc async for doc in find_in(database.messages, "_id", ids, MESSAGE_FIELDS)}
     for order in orders:
-        for run in attribute(order["at"], order["candidates"], messages, window):
-            counters.conversion(run, order["at"], money(order.get("total")),
-                                order.get("currency"))
+        count_order(counters, order, messages, window)
 
 
 async def period_figures(database: Database, flow: Flow, first: date, last: date) -> Doc:

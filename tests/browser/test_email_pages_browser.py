@@ -10,7 +10,6 @@ the page's button, never the GET a link scanner makes, changes anything.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -18,27 +17,21 @@ import pytest
 from server import create_app
 from tests.browser.conftest import TIMEOUT_MS
 from tests.fakes.smtp import FakeSmtp
-from tests.support.app import PUBLIC_URL, Fakes, Service, email_settings, make_settings
-
-ADDRESS = "ana@example.com"
+from tests.support.app import (
+    PUBLIC_URL,
+    Fakes,
+    Service,
+    email_answers,
+    email_customer_event,
+    email_settings,
+    make_settings,
+)
 
 
 @pytest.fixture
 def relay() -> Iterator[FakeSmtp]:
     with FakeSmtp() as started:
         yield started
-
-
-def plain(mail: EmailMessage) -> str:
-    part = mail.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())
-
-
-def customer_event(event_id: str, event_type: str, consents: dict[str, bool]) -> dict[str, Any]:
-    return {"id": event_id, "type": event_type, "occurred_at": "2026-11-24T10:00:00Z",
-            "customer": {"id": "cus_mail", "email": ADDRESS, "first_name": "Ana",
-                         "consents": consents}, "data": {"sku": "SKU-1"}}
 
 
 async def consent_state(service: Service) -> str:
@@ -88,14 +81,13 @@ async def test_a_double_opt_in_is_confirmed_from_the_email_in_a_browser(
         browser_path: str) -> None:
     service = await signed_up(
         aiohttp_client, mongo_uri, db_name, fakes, relay,
-        customer_event("evt_signup", "customer.created", {"email": True}),
+        email_customer_event("evt_signup", "customer.created", {"email": True}),
         flows="double_opt_in", double_opt_in="email")
     assert await consent_state(service) == "pending"
     [question] = relay.messages
-    line = next(line for line in plain(question).splitlines() if line.startswith("1) "))
-    title, link = line[3:].split(": ", 1)
+    title, link = next(iter(email_answers(question).items()))
 
-    assert await open_and_press(browser_path, page(service, link), title,
+    assert await open_and_press(browser_path, page(service, PUBLIC_URL + link), title,
                                 "Recibimos tu respuesta") == []  # no CSP violation
     assert await consent_state(service) == "granted"
 
@@ -105,7 +97,7 @@ async def test_an_unsubscribe_link_works_in_a_browser(
         browser_path: str) -> None:
     service = await signed_up(
         aiohttp_client, mongo_uri, db_name, fakes, relay,
-        customer_event("evt_1", "product.back_in_stock", {"email": True}),
+        email_customer_event("evt_1", "product.back_in_stock", {"email": True}),
         flows_package="tests.support.process_rules", flows="notify")
     assert await consent_state(service) == "granted"
     [offer] = relay.messages

@@ -16,18 +16,22 @@ import pytest
 from server import create_app
 from tests.fakes.smtp import FakeSmtp
 from tests.support.app import (
+    EMAIL_ADDRESS,
     EMAIL_INBOUND_SECRET,
     PUBLIC_URL,
     Fakes,
     Service,
+    email_answers,
+    email_customer_event,
     email_link,
+    email_part,
     email_settings,
     make_settings,
     with_test_flows,
 )
 from tests.support.store_signing import events_headers
 
-ADDRESS = "ana@example.com"
+ADDRESS = EMAIL_ADDRESS
 
 
 @pytest.fixture
@@ -45,10 +49,7 @@ async def start(aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
 
 def restock(event_id: str, consents: dict[str, bool]) -> dict[str, Any]:
     """A marketing trigger for a customer known only by e-mail."""
-    return {"id": event_id, "type": "product.back_in_stock", "occurred_at": "2026-11-24T10:00:00Z",
-            "customer": {"id": "cus_mail", "email": ADDRESS, "first_name": "Ana",
-                         "consents": consents},
-            "data": {"sku": "SKU-1"}}
+    return email_customer_event(event_id, "product.back_in_stock", consents)
 
 
 async def reply(service: Service, text: str, message_id: str = "<r1@mail.example>",
@@ -202,37 +203,18 @@ async def test_a_mailbox_that_does_not_exist_is_marked_undeliverable(
     assert relay.messages == []
 
 
-def email_part(mail: Any, subtype: str) -> str:
-    part = mail.get_body((subtype,))
-    assert part is not None
-    return str(part.get_content())
-
-
-def answer_links(mail: Any) -> dict[str, str]:
-    """Choice title -> the path of its answer link, from the e-mail's plain part."""
-    plain = str(email_part(mail, "plain"))
-    links = {}
-    for line in plain.splitlines():
-        title, _, url = line.partition(": " + PUBLIC_URL + "/r/")
-        if url:
-            links[title.split(") ", 1)[1]] = "/r/" + url.strip()
-    return links
-
-
 async def test_a_double_opt_in_by_email_is_confirmed_with_one_click(
         db: Any, aiohttp_client: Any, mongo_uri: str, db_name: str, fakes: Fakes,
         relay: FakeSmtp) -> None:
     service = await start(aiohttp_client, mongo_uri, db_name, fakes, relay,
                           flows_package="rules", flows="double_opt_in", double_opt_in="email")
-    await service.event({"id": "evt_signup", "type": "customer.created",
-                         "occurred_at": "2026-11-24T10:00:00Z",
-                         "customer": {"id": "cus_mail", "email": ADDRESS, "first_name": "Ana",
-                                      "consents": {"email": True}}})
+    await service.event(email_customer_event("evt_signup", "customer.created",
+                                             {"email": True}))
     await service.advance(0)
     [mail] = relay.messages
     customer = await service.api("GET", "/api/customers/cus_mail")
     assert customer["consents"]["email"]["state"] == "pending"
-    links = answer_links(mail)
+    links = email_answers(mail)
     assert len(links) == 2, email_part(mail, "plain")
     yes = next(path for title, path in links.items() if title.lower().startswith(("sí", "si")))
     html_part = email_part(mail, "html")

@@ -144,13 +144,40 @@ def customer_event(event_id: str, event_type: str, occurred_at: str, *, customer
 EMAIL_INBOUND_SECRET = "inbound-mail-secret"
 
 
+EMAIL_ADDRESS = "ana@example.com"
+
+
+def email_customer_event(event_id: str, event_type: str,
+                         consents: dict[str, bool]) -> dict[str, Any]:
+    """A store event (``POST /events``) for a customer known only by e-mail."""
+    return {"id": event_id, "type": event_type, "occurred_at": "2026-11-24T10:00:00Z",
+            "customer": {"id": "cus_mail", "email": EMAIL_ADDRESS, "first_name": "Ana",
+                         "consents": consents},
+            "data": {"sku": "SKU-1"}}
+
+
+def email_part(mail: EmailMessage, subtype: str) -> str:
+    """An e-mail's ``plain`` or ``html`` part, as text."""
+    part = mail.get_body((subtype,))
+    assert part is not None
+    return str(part.get_content())
+
+
 def email_link(mail: EmailMessage, path: str) -> str:
     """The first ``{PUBLIC_URL}/{path}/...`` link of an e-mail's plain part, as a path."""
-    plain = mail.get_body(("plain",))
-    assert plain is not None
-    text = str(plain.get_content())
+    text = email_part(mail, "plain")
     start = text.index(f"{PUBLIC_URL}/{path}/")
     return text[start:].split()[0].rstrip(".")[len(PUBLIC_URL):]
+
+
+def email_answers(mail: EmailMessage) -> dict[str, str]:
+    """Choice title -> the path of its answer link (``1) Sí: <link>`` lines of the plain part)."""
+    links = {}
+    for line in email_part(mail, "plain").splitlines():
+        title, _, token = line.partition(f": {PUBLIC_URL}/r/")
+        if token:
+            links[title.split(") ", 1)[1]] = "/r/" + token.strip()
+    return links
 
 
 def email_settings(relay: FakeSmtp) -> dict[str, Any]:
