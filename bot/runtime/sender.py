@@ -70,7 +70,7 @@ PACE_HORIZON = 1.0  # seconds ahead a pass may plan paced sends
 CLAIM_SECONDS = 120.0
 MAX_ATTEMPTS = 6
 RECIPIENT_BURST = 3.0  # messages to one recipient at once before the gap applies
-RECIPIENTS_KEPT = 10_000  # recipients remembered before the passed ones are dropped
+RECIPIENTS_SWEEP = 1_000  # recipients remembered before the idle ones are first dropped
 CUSTOMER_FIELDS = {"consents": 1, "consent_ledger": 1, "last_in": 1, "conversations": 1,
                    "undeliverable": 1, "v": 1}
 
@@ -144,6 +144,7 @@ class OutboxSender:
         # recipient_gap (see _plan). In memory: a worker restart forgets it,
         # and the provider's pair-rate error (``pair_rate``) is the backstop.
         self.recipients: dict[tuple[str, str], Pacer] = {}
+        self.sweep_at = RECIPIENTS_SWEEP  # how many buckets trigger the next sweep
 
     async def send_pass(self) -> int:
         """Send one batch of due messages; returns how many were settled.
@@ -286,10 +287,19 @@ class OutboxSender:
         return self.recipients[key]
 
     def _forget_recipients(self, now: datetime) -> None:
-        """Drop the buckets that are full again (bounded memory on a busy day)."""
-        if len(self.recipients) > RECIPIENTS_KEPT:
+        """Drop the buckets that are full again: memory for the recent recipients only.
+
+        A full bucket is what a new one would be, so dropping it changes no
+        send. Sweeping once the map has doubled since the last sweep (and
+        holds at least ``RECIPIENTS_SWEEP``) costs O(1) a message over time.
+        It used to sweep only beyond 10,000 buckets, which a sale's stream
+        of new customers filled (~2.3 MB a worker) and kept full; the load
+        run's RSS grew with it.
+        """
+        if len(self.recipients) > self.sweep_at:
             self.recipients = {key: pacer for key, pacer in self.recipients.items()
                                if not pacer.idle(now)}
+            self.sweep_at = max(RECIPIENTS_SWEEP, 2 * len(self.recipients))
 
     async def _claim(self, plan: SendPlan, wall: datetime) -> set[Any]:
         """Claim the planned messages; those to send now are marked ``sending``.

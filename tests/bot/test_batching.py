@@ -19,7 +19,7 @@ from bot.infra.clock import SystemClock
 from bot.infra.metrics import Metrics
 from bot.runtime.pacing import Pacer
 from bot.runtime.processor import Processor
-from bot.runtime.sender import OutboxSender
+from bot.runtime.sender import RECIPIENTS_SWEEP, OutboxSender
 from bot.testing import FlowHarness
 from bot.types import Doc
 from tests.support.batching import CUSTOMERS, ECHO, accept_replies, introduce, phone
@@ -162,6 +162,30 @@ async def test_on_the_system_clock_paced_sends_are_planned_a_second_ahead_at_mos
         # for a later pass, so no claim is held while a slow sender catches up.
         assert plan.ids == [m["_id"] for m in queued[:4]]
         assert plan.operations == []
+
+
+async def test_the_sender_keeps_buckets_only_for_recipients_it_messaged_lately(
+        mongo_uri: str) -> None:
+    """A full bucket is a new one: idle ones go as the map grows, not only past 10,000.
+
+    A sale's stream of new customers filled the map to 10,000 buckets per
+    worker and kept it there; the load run's memory grew with it.
+    """
+    async with FlowHarness(mongo_uri, [ECHO], channels=("whatsapp",)) as h:
+        sender = h.runtime.sender
+        start = h.clock.now()
+        for n in range(3 * RECIPIENTS_SWEEP):
+            pacer = sender._recipient_pacer({"channel": "whatsapp", "to": phone(n)})
+            assert pacer is not None and pacer.delay(start) == 0.0
+        later = start + timedelta(minutes=1)  # every bucket has refilled (a 6 s gap)
+        busy = sender._recipient_pacer({"channel": "whatsapp", "to": phone(0)})
+        assert busy is not None
+        for _ in range(3):
+            busy.delay(later)  # a burst just now: that bucket is not full yet
+        sender._forget_recipients(later)
+        assert list(sender.recipients) == [("whatsapp", phone(0))]
+        # The next sweep waits for the map to reach the floor again (amortized).
+        assert sender.sweep_at == RECIPIENTS_SWEEP
 
 
 async def test_two_senders_racing_over_one_outbox_send_each_message_once(
