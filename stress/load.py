@@ -9,8 +9,9 @@ replies. Figures:
 - errors: answers that were not 2xx, or no answer (must be 0);
 - p50 / p99 acknowledgement latency, and the rate actually offered;
 - RSS of the service process after warm-up and at the end (flat within
-  10 %), half-way (by then the processor's bounded caches have filled,
-  so half-way -> end shows growth that is not theirs), and every 30 s;
+  10 %), half-way (by then the connections and the customer cache have
+  filled; the identity-key cache reaches its bound only after ~13 minutes
+  of this mix, see README "Stress"), and every 30 s;
 - the backlog: inputs still pending in the inbox when the load stops, and
   how long the decide loop takes to drain them (inputs are decided behind
   the intake, so a backlog is expected; it must drain). The drain is waited
