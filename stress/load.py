@@ -8,10 +8,11 @@ replies. Figures:
 
 - errors: answers that were not 2xx, or no answer (must be 0);
 - p50 / p99 acknowledgement latency, and the rate actually offered;
-- RSS of the service process after warm-up and at the end (flat within
-  10 %), half-way (by then the connections and the customer cache have
-  filled; the identity-key cache reaches its bound only after ~13 minutes
-  of this mix, see README "Stress"), and every 30 s;
+- RSS of the service process idle (started, before the load), after
+  warm-up and at the end (flat within 10 %), half-way (by then the
+  connections and the customer cache have filled; the identity-key cache
+  reaches its bound only after ~13 minutes of this mix, see README
+  "Stress"), and every 30 s;
 - the backlog: inputs still pending in the inbox when the load stops, and
   how long the decide loop takes to drain them (inputs are decided behind
   the intake, so a backlog is expected; it must drain). The drain is waited
@@ -166,6 +167,7 @@ async def run_async(rate: float, seconds: float, throughput_seconds: float) -> l
             pid = process.process.pid
             traffic = Traffic(process.url, providers, run="load", customers=2000)
             try:
+                rss_idle = rss_kb(pid)
                 warm_started = time.monotonic()
                 warm = await offered(session, process.url, traffic, rate, min(2.0, seconds / 5))
                 rss_start = rss_kb(pid)
@@ -216,6 +218,8 @@ async def run_async(rate: float, seconds: float, throughput_seconds: float) -> l
         Row(f"{name}: acknowledgement latency p50 / p99",
             f"{statistics.median(latencies) if latencies else 0:.1f} / "
             f"{percentile(latencies, 0.99):.1f} ms"),
+        Row(f"{name}: service RSS idle (before the load) -> after warm-up",
+            f"{rss_idle / 1024:.0f} -> {rss_start / 1024:.0f} MB"),
         Row(f"{name}: service RSS after warm-up -> end",
             f"{rss_start / 1024:.0f} -> {rss_end / 1024:.0f} MB ({growth:+.1f} %)",
             "within 10 %", abs(growth) <= 10),
