@@ -68,6 +68,7 @@ from bot.core.engine import RuleError
 from bot.infra.clock import Clock
 from bot.infra.database import Database, find_in, update_each
 from bot.infra.metrics import Metrics
+from bot.runtime.doc_cache import DocCache
 from bot.runtime.flow_stats import count_conversions, write_counters
 from bot.runtime.inbox import UNENCODABLE
 from bot.runtime.pending import PendingScan
@@ -80,9 +81,10 @@ BATCH = 500
 NO_IDENTITY = "no identity key (store id, phone, e-mail or chat) to find its customer by"
 CHUNK = 100  # customers per lease and commit write
 # The caches are bounded so a worker's memory stays flat under any number of
-# customers: ~2 KB a document, ~200 bytes a key (the load run's RSS figure).
-DOC_CACHE_SIZE = 2_000  # customers decided here last, kept to skip reading them
-KEY_CACHE_SIZE = 20_000  # identity keys -> customer ids
+# customers and however long their histories grow (the load run's RSS figure).
+DOC_CACHE_SIZE = 2_000  # customers decided here last, kept to skip reading them...
+DOC_CACHE_BYTES = 4 * 2**20  # ...in at most this many bytes (documents grow to ~10 KB)
+KEY_CACHE_SIZE = 20_000  # identity keys -> customer ids (~200 bytes each)
 DUPLICATE_KEY = 11000
 
 
@@ -150,9 +152,7 @@ class Processor:
         self.metrics = metrics
         self.owner = uuid.uuid4().hex
         self.key_cache: OrderedDict[str, str] = OrderedDict()
-        # customer -> (version, pickled document): ~2 KB an entry instead of
-        # ~14 KB as a dict, so a full cache costs ~10 MB, not ~70.
-        self.doc_cache: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self.doc_cache = DocCache(DOC_CACHE_SIZE, DOC_CACHE_BYTES)
         self.pending = PendingScan(database.inbox, BATCH)
         # Flow statistics: on in the service; the bench switches them off to
         # measure what they cost. ATTRIBUTION_DAYS is set by the runtime.
@@ -325,8 +325,8 @@ class Processor:
                  "until": wall + timedelta(seconds=LEASE_SECONDS)}
         free: Doc = {"$or": [{"$eq": [{"$ifNull": ["$lease", None]}, None]},
                              {"$lt": ["$lease.until", wall]}]}
-        cached = {customer: self.doc_cache.pop(customer) for customer in ids
-                  if customer in self.doc_cache}
+        cached = {customer: entry for customer in ids
+                  if (entry := self.doc_cache.take(customer)) is not None}
         operations = []
         for customer in ids:
             condition = free
@@ -349,9 +349,7 @@ class Processor:
 
     def _cache(self, doc: Doc) -> None:
         """Keep a copy of what we committed (bounded: the hot customers only)."""
-        self.doc_cache[doc["_id"]] = (doc.get("v", 0), freeze(doc))
-        while len(self.doc_cache) > DOC_CACHE_SIZE:
-            self.doc_cache.popitem(last=False)
+        self.doc_cache.keep(doc["_id"], doc.get("v", 0), freeze(doc))
 
     async def release(self, ids: list[str], token: str) -> None:
         """Give leases back without writing (the decision failed)."""

@@ -97,6 +97,30 @@ async def test_a_lone_reply_from_a_customer_decided_here_last_costs_three_round_
         assert [s.text for s in h.to("c0")] == ["recibido: primera", "recibido: segunda"]
 
 
+async def test_a_customer_the_cache_had_no_bytes_left_for_is_read_again(mongo_uri: str) -> None:
+    log = CommandLog()
+    async with FlowHarness(mongo_uri, [ECHO], channels=("sms",), listeners=[log]) as h:
+        await introduce(h, 2)
+        await accept_replies(h, range(2), "primera")
+        await h.runtime.drain()
+        cache = h.runtime.processor.doc_cache
+        assert len(cache) == 2
+        # Room for about one and a half documents. c0's next commit keeps a
+        # longer document (one more input done, one more step), so the bound
+        # in bytes pushes c1 out although the cache holds only two entries.
+        cache.max_bytes = cache.nbytes * 3 // 4
+        await accept_replies(h, range(1), "segunda")
+        await h.runtime.drain()
+        assert len(cache) == 1
+        await accept_replies(h, range(1, 2), "segunda")
+        log.commands.clear()
+        assert await h.runtime.processor.inbox_pass() == 1
+        # The lease, then a read of its document (its phone is in the key cache).
+        assert log.count("customers") == {"update": 2, "find": 1}
+        await h.runtime.drain()
+        assert [s.text for s in h.to("c1")] == ["recibido: primera", "recibido: segunda"]
+
+
 async def test_a_customer_leased_elsewhere_waits_while_the_rest_of_the_chunk_goes_on(
         mongo_uri: str) -> None:
     async with FlowHarness(mongo_uri, [ECHO], channels=("sms",)) as h:
