@@ -10,9 +10,10 @@ replies. Figures:
 - p50 / p99 acknowledgement latency, and the rate actually offered;
 - RSS of the service process idle (started, before the load), after
   warm-up and at the end (flat within 10 %), half-way (by then the
-  connections and the customer cache have filled; the identity-key cache
-  reaches its bound only after ~13 minutes of this mix, see README
-  "Stress"), and every 30 s;
+  connections are open and the customer cache holds its 2,000 entries,
+  though their documents go on growing; the identity-key cache reaches its
+  bound only after ~13 minutes of this mix, see README "Stress"), and
+  every 30 s;
 - the backlog: inputs still pending in the inbox when the load stops, and
   how long the decide loop takes to drain them (inputs are decided behind
   the intake, so a backlog is expected; it must drain). The drain is waited

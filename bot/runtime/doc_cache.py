@@ -2,7 +2,7 @@
 
 An entry is ``customer id -> (version, pickled document)``: the version is
 what the next lease is conditioned on (it proves the copy current), and a
-pickle is ~2 KB where the same document as dicts is ~14 KB.
+pickle takes about a seventh of the memory of the same document as dicts.
 
 The cache is bounded in entries *and* in bytes. A customer's document grows
 with its history, up to bounds of its own (the last 100 inputs it processed,
@@ -20,13 +20,18 @@ from collections import OrderedDict
 ENTRY_BYTES = 200  # what an entry costs besides its pickle (key, tuple, version, node)
 
 
+def cost(blob: bytes) -> int:
+    """The bytes an entry holding ``blob`` counts against the bound."""
+    return len(blob) + ENTRY_BYTES
+
+
 class DocCache:
     """A least-recently-kept cache of pickled customer documents, bounded two ways."""
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.nbytes = 0  # the pickles' sizes plus ENTRY_BYTES an entry
+        self.nbytes = 0  # the entries' costs
         self._entries: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -39,15 +44,15 @@ class DocCache:
         """Remove and return the customer's entry (the lease that follows may change it)."""
         entry = self._entries.pop(customer, None)
         if entry is not None:
-            self.nbytes -= len(entry[1]) + ENTRY_BYTES
+            self.nbytes -= cost(entry[1])
         return entry
 
     def keep(self, customer: str, version: int, blob: bytes) -> None:
         """Keep the customer's committed copy, dropping the oldest entries beyond a bound."""
         self.take(customer)
         self._entries[customer] = (version, blob)
-        self.nbytes += len(blob) + ENTRY_BYTES
+        self.nbytes += cost(blob)
         while self._entries and (len(self._entries) > self.max_entries
                                  or self.nbytes > self.max_bytes):
             _, (_, dropped) = self._entries.popitem(last=False)
-            self.nbytes -= len(dropped) + ENTRY_BYTES
+            self.nbytes -= cost(dropped)
