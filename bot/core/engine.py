@@ -1,11 +1,13 @@
 """durable_rules, wrapped: one customer's state is loaded, decided, saved.
 
-durable_rules keeps per-``sid`` state and pending (partly matched) events in
-process memory and its host is global. The runtime owns that host here and
-nowhere else: for each decision it restores the customer's saved state and
-pending events into the engine, posts the event, reads back what changed and
-deletes it from memory again. Memory therefore holds only the customers
-being decided right now, and any worker can continue any customer.
+durable_rules keeps per-``sid`` state in process memory and its host is
+global. The runtime owns that host here and nowhere else: for each decision
+it restores the customer's saved state into the engine, posts the event,
+reads back what changed and deletes it from memory again. Memory therefore
+holds only the customers being decided right now, and any worker can
+continue any customer. Every rule matches one event
+(``bot.core.rulesets.when_all``), so no partly matched event is ever left
+to keep between decisions.
 
 Rules act only through ``bot.core.commands``; exceptions raised in a rule (which
 durable_rules stores in the state instead of raising) become ``RuleError``.
@@ -24,7 +26,6 @@ from durable.engine import MessageNotHandledException
 from bot.core.commands import Recorder, recording, stop_recording
 
 ENGINE_KEYS = ("sid", "id", "$s", "exception")
-MAX_PENDING = 50
 
 
 class QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable_rules is untyped
@@ -90,13 +91,6 @@ class Engine:
         try:
             if saved:
                 self.host.update_state(ruleset, {**saved.get("state", {}), "sid": sid})
-                replay = Recorder(flow=ruleset)  # re-posting pending events records nothing
-                token = recording(replay)
-                try:
-                    for pending in saved.get("pending", []):
-                        self._post(ruleset, {**pending, "sid": sid})
-                finally:
-                    stop_recording(token)
             token = recording(recorder)
             try:
                 self._post(ruleset, _json_safe({**event, "sid": sid}))
@@ -105,11 +99,7 @@ class Engine:
             state = self.host.get_state(ruleset, sid)
             if state.get("exception"):
                 raise RuleError(f"rule of flow {ruleset!r} failed: {state['exception']}")
-            pending = self.host.get_pending_events(ruleset, sid)[-MAX_PENDING:]
-            return {
-                "state": {k: v for k, v in state.items() if k not in ENGINE_KEYS},
-                "pending": [{k: v for k, v in p.items() if k != "sid"} for p in pending],
-            }
+            return {"state": {k: v for k, v in state.items() if k not in ENGINE_KEYS}}
         finally:
             self._forget(ruleset, sid)
 

@@ -16,6 +16,7 @@ steps are all drawn from that declaration (``bot.core.flow_graph``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import pkgutil
 import traceback
@@ -116,6 +117,18 @@ def flows_of(module: ModuleType) -> list[Flow]:
     return found
 
 
+def _blamed_frame(exc: BaseException, module: str) -> traceback.FrameSummary:
+    """The line of the flow's own file that raised (or called what raised).
+
+    A refusal raised inside ``bot.core`` (``when_all``'s ``RuleShapeError``)
+    is the author's doing at the line that called it, not ours.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    spec = importlib.util.find_spec(module)
+    own = [f for f in frames if spec is not None and f.filename == spec.origin]
+    return own[-1] if own else frames[-1]
+
+
 def load_flows(package: str = "rules", only: list[str] | None = None) -> dict[str, Flow]:
     """Import every module of ``package`` and return its flows by name.
 
@@ -137,7 +150,7 @@ def load_flows(package: str = "rules", only: list[str] | None = None) -> dict[st
         try:
             module = importlib.import_module(name)
         except Exception as exc:
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            frame = _blamed_frame(exc, name)
             raise FlowLoadError(
                 f"cannot load flow module {name} ({frame.filename}, line {frame.lineno}): "
                 f"{type(exc).__name__}: {exc}"

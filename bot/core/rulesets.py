@@ -44,8 +44,32 @@ Action = Callable[[Context], None]
 m: Any = durable_lang.m
 
 
+class RuleShapeError(TypeError):
+    """A rule that would wait for more than one event: refused where it is written."""
+
+
 def when_all(*conditions: Any) -> Callable[[Action], Action]:
-    """Run the decorated rule when every condition holds (durable's ``when_all``)."""
+    """Run the decorated rule when its condition holds (durable's ``when_all``).
+
+    One condition on one event: tests on that event are joined with ``&``.
+    durable_rules reads ``when_all(a, b)`` as two *events*, the first kept as
+    partly matched until a second arrives; ``count``, ``none`` and nested
+    ``all``/``any`` wait for events in the same way. The runtime decides
+    one event at a time and drops the customer's engine state after each
+    (``bot.core.engine``), and durable_rules 2.0.28 corrupts its heap when
+    a state holding a partly matched event is deleted: the worker dies, and
+    the input, retried, kills the next one. Such a rule is refused here,
+    when its module is imported, so ``load_flows`` names the flow and line.
+
+    Raises:
+        RuleShapeError: not exactly one condition on the event.
+    """
+    if len(conditions) != 1 or not isinstance(conditions[0], durable_lang.value):
+        shown = ", ".join(type(c).__name__ for c in conditions) or "nothing"
+        raise RuleShapeError(
+            f"when_all takes one condition on one event, got {len(conditions)} ({shown}): "
+            "rules here match a single event; join its tests with &, as in "
+            "when_all((m.type == 'order.placed') & (m.total > 100))")
     rule = durable_lang.when_all(*conditions)
 
     def register(action: Action) -> Action:

@@ -7,6 +7,7 @@ import pytest
 
 from bot.core.engine import QuietHost, get_host
 from bot.core.flows import FlowLoadError, load_flows
+from bot.core.rulesets import RuleShapeError, m, when_all
 
 
 def test_the_shipped_flows_load() -> None:
@@ -38,3 +39,34 @@ def test_the_rules_engine_runs_no_background_dispatch_threads() -> None:
     assert isinstance(host, QuietHost)
     assert durable.lang.get_host() is host  # anyone else gets the same quiet host
     assert not hasattr(host, "_d_timer") and not hasattr(host, "_t_timer")
+
+
+def test_a_rule_waiting_for_two_events_is_refused_at_its_line() -> None:
+    # durable_rules reads when_all(a, b) as two events and keeps the first
+    # partly matched; deleting such a state after the decision corrupts its
+    # heap (the worker died with "free(): invalid pointer" in delete_state).
+    with pytest.raises(FlowLoadError) as caught:
+        load_flows("tests.support.multi_event_rules")
+    message = str(caught.value)
+    assert "tests.support.multi_event_rules.two_events" in message
+    assert "two_events.py, line 9" in message
+    assert "RuleShapeError" in message and "one condition on one event" in message
+
+
+@pytest.mark.parametrize("conditions", [
+    (),
+    (durable.lang.count(2), m.type == "order.placed"),
+    (durable.lang.none(m.type == "order.placed"),),
+    (durable.lang.all(m.type == "a", m.type == "b"),),
+])
+def test_when_all_refuses_every_shape_that_waits_for_more_than_one_event(
+        conditions: tuple[object, ...]) -> None:
+    with pytest.raises(RuleShapeError, match="one condition on one event"):
+        when_all(*conditions)
+
+
+def test_tests_on_one_event_joined_with_and_make_one_condition() -> None:
+    def action(c: object) -> None:
+        pass
+
+    assert when_all((m.type == "order.placed") & (m.total > 100))(action) is action

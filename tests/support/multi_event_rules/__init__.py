@@ -1,0 +1,1 @@
+"""A flows package whose rule waits for two events (refused when imported)."""
