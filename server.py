@@ -32,6 +32,7 @@ from bot.http.common import (
 from bot.infra.clock import VirtualClock, make_clock
 from bot.infra.database import open_database
 from bot.infra.flow_config import FlowConfigError, select_flows
+from bot.infra.malloc import keep_large_blocks_out_of_the_heap
 from bot.infra.metrics import Metrics
 from bot.infra.settings import Settings, format_settings_error
 
@@ -156,6 +157,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     quiet_loggers()
+    keep_large_blocks_out_of_the_heap()
     try:
         sock = listen(settings.host, settings.port)
     except OSError as exc:
