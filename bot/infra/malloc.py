@@ -1,25 +1,26 @@
 """glibc's allocator, told once at start-up to keep large blocks out of its heap.
 
 Under the sustained load (``stress/load.py``) the service's C heap grew ~2 MB
-a minute while what it held stayed at ~30 MB (``mallinfo2``: the free space
-inside the heap went 2 -> 8 MB in four minutes). glibc serves a block above
-``M_MMAP_THRESHOLD`` (128 KiB) with its own ``mmap``, but it raises that
-threshold to the size of any such block freed, up to 32 MiB. Every read of
-a socket in asyncio is one: ``recv(256 KiB)``, cut down to the bytes that
-came. Once the threshold has risen, those reads, the database's replies and
-the batches' BSON are carved from the top of the heap and cut down there,
-and whatever small block is allocated next stays above them: the heap grows
-with holes it cannot give back. Setting the threshold fixes it (glibc stops
-moving it), so those blocks are mapped and unmapped whole; measured, the C
-heap stayed at 31 MB over the same four minutes, and RSS grew 4 MB instead
-of 9. The trim threshold is set with it, as glibc would have set it (twice
-the mmap threshold), so free space at the heap's top is given back.
+a minute while what it held did not (``mallinfo2`` in the running service:
+~30 MB in use throughout, the free space inside the heap 2 -> 8 MB in four
+minutes): the heap fragmented. glibc serves a block above its mmap
+threshold (128 KiB at first) with a mapping of its own, given back whole
+when freed, but it raises the threshold to the size of any such block that
+is freed, up to 32 MiB; after that, large blocks are carved from the heap
+and leave holes there. Large short-lived blocks are frequent here: each
+asyncio socket read allocates 256 KiB before cutting it down to the bytes
+that came, and the database's replies and a batch's BSON are as large.
+Which of them left the holes was not traced. Fixing the threshold (glibc
+then stops moving it) was measured: the C heap stayed at 31 MB over the
+same four minutes, and RSS grew 4 MB instead of 9. The trim threshold is
+set with it, as glibc would have (twice the mmap threshold), so free space
+at the heap's top is given back.
 
-An ``mmap`` per large block costs a system call each; at 500 inputs a
-second that is a few hundred calls a second, not measurable in the load's
-latency. An operator's own ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_`` or ``glibc.malloc.*`` tunable wins: nothing is
-set then. On another C library (musl, macOS) there is nothing to set.
+A mapping per large block costs a system call or two; at 500 inputs a
+second that is a few hundred a second. An operator's own
+``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or
+``glibc.malloc.*`` tunable wins: nothing is set then. On another C library
+(musl, macOS) there is nothing to set.
 """
 
 from __future__ import annotations
