@@ -179,10 +179,10 @@ async def run_async(rate: float, seconds: float, throughput_seconds: float) -> l
                 rss_idle = rss_kb(pid)
                 warm_started = time.monotonic()
                 warm_up = min(WARM_UP, seconds / 5)
-                warm = await offered(session, process.url, traffic, rate, FIRST_SECONDS)
+                first = min(FIRST_SECONDS, warm_up)
+                warm = await offered(session, process.url, traffic, rate, first)
                 rss_first = rss_kb(pid)
-                warm += await offered(session, process.url, traffic, rate,
-                                      warm_up - FIRST_SECONDS)
+                warm += await offered(session, process.url, traffic, rate, warm_up - first)
                 rss_start = rss_kb(pid)
                 driver_cpu, service_cpu = time.process_time(), cpu_seconds(pid)
                 started = time.monotonic()
@@ -231,7 +231,7 @@ async def run_async(rate: float, seconds: float, throughput_seconds: float) -> l
         Row(f"{name}: acknowledgement latency p50 / p99",
             f"{statistics.median(latencies) if latencies else 0:.1f} / "
             f"{percentile(latencies, 0.99):.1f} ms"),
-        Row(f"{name}: service RSS idle (before the load) -> after {FIRST_SECONDS:g} s "
+        Row(f"{name}: service RSS idle (before the load) -> after {first:g} s "
             f"-> after the {warm_up:g} s warm-up",
             f"{rss_idle / 1024:.0f} -> {rss_first / 1024:.0f} -> {rss_start / 1024:.0f} MB"),
         Row(f"{name}: service RSS after warm-up -> end",

@@ -57,8 +57,9 @@ def when_all(*conditions: Any) -> Callable[[Action], Action]:
     ``all``/``any`` wait for events in the same way. The runtime decides
     one event at a time and drops the customer's engine state after each
     (``bot.core.engine``), and durable_rules 2.0.28 corrupts its heap when
-    a state holding a partly matched event is deleted: the worker dies, and
-    the input, retried, kills the next one. Such a rule is refused here,
+    a state holding a partly matched event is deleted: the worker dies
+    (``free(): invalid pointer``), and the input, processed again after the
+    restart, would kill it again. Such a rule is refused here,
     when its module is imported, so ``load_flows`` names the flow and line.
 
     Raises:
