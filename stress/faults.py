@@ -69,6 +69,12 @@ async def pump(session: aiohttp.ClientSession, process: ServerProcess, traffic: 
     return posts
 
 
+# /healthz is asked at most HEALTH_AT s into the pause and waits up to
+# INTAKE_SECONDS for a ping: a shorter pause would end before it answered.
+HEALTH_AT = 2.0
+SHORT_PAUSE = HEALTH_AT + INTAKE_SECONDS + 1.0
+
+
 async def paused_database(pause: float, workdir: Path) -> list[Row]:
     data_dir = workdir / "paused"
     data_dir.mkdir()
@@ -83,9 +89,10 @@ async def paused_database(pause: float, workdir: Path) -> list[Row]:
             before = await pump(session, process, traffic, 1.0, inputs)
             os.kill(pid, signal.SIGSTOP)
             during_task = asyncio.create_task(pump(session, process, traffic, pause, inputs))
-            await asyncio.sleep(min(pause / 2, 2.0))
+            await asyncio.sleep(min(pause / 2, HEALTH_AT))
             async with session.get(process.url + "/healthz",
-                                   timeout=aiohttp.ClientTimeout(total=5)) as response:
+                                   timeout=aiohttp.ClientTimeout(total=INTAKE_SECONDS + 5)
+                                   ) as response:
                 health = response.status
             during = await during_task
             os.kill(pid, signal.SIGCONT)
@@ -270,7 +277,7 @@ async def disk_full(workdir: Path) -> list[Row]:
 async def run_async(short: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="chasqui-faults-") as tmp:
         workdir = Path(tmp)
-        rows = await paused_database(3.0 if short else 10.0, workdir)
+        rows = await paused_database(SHORT_PAUSE if short else 10.0, workdir)
         rows += await provider_faults(short, workdir)
         if not short:
             rows += await disk_full(workdir)
@@ -278,5 +285,5 @@ async def run_async(short: bool) -> list[Row]:
 
 
 def run(short: bool) -> list[Row]:
-    """Fault injection (short: database paused 3 s, provider faults without timeouts)."""
+    """Fault injection (short: database paused 6 s, provider faults without timeouts)."""
     return asyncio.run(run_async(short))

@@ -37,7 +37,7 @@ async def test_crash_trials_lose_nothing_and_send_nothing_twice() -> None:
 
 async def test_a_paused_database_answers_503_and_everything_resumes() -> None:
     with tempfile.TemporaryDirectory(prefix="chasqui-faults-") as tmp:
-        rows = await faults.paused_database(3.0, Path(tmp))
+        rows = await faults.paused_database(faults.SHORT_PAUSE, Path(tmp))
     assert must_be_zero(rows) == []
 
 
