@@ -17,10 +17,15 @@ def test_the_shipped_flows_load() -> None:
     assert "cart.abandoned" in flows["cart_recovery"].triggers
 
 
-def test_a_broken_flow_module_fails_with_its_name_and_line() -> None:
+def load_refusal(package: str) -> str:
+    """The message of the FlowLoadError loading ``package`` raises."""
     with pytest.raises(FlowLoadError) as caught:
-        load_flows("tests.support.broken_rules")
-    message = str(caught.value)
+        load_flows(package)
+    return str(caught.value)
+
+
+def test_a_broken_flow_module_fails_with_its_name_and_line() -> None:
+    message = load_refusal("tests.support.broken_rules")
     assert "tests.support.broken_rules.bad_flow" in message
     assert "bad_flow.py, line 6" in message
     assert "NameError" in message
@@ -45,9 +50,7 @@ def test_a_rule_waiting_for_two_events_is_refused_at_its_line() -> None:
     # durable_rules reads when_all(a, b) as two events and keeps the first
     # partly matched; deleting such a state after the decision corrupts its
     # heap (the worker died with "free(): invalid pointer" in delete_state).
-    with pytest.raises(FlowLoadError) as caught:
-        load_flows("tests.support.multi_event_rules")
-    message = str(caught.value)
+    message = load_refusal("tests.support.multi_event_rules")
     assert "tests.support.multi_event_rules.two_events" in message
     assert "two_events.py, line 9" in message
     assert "RuleShapeError" in message and "one condition on one event" in message
